@@ -1,0 +1,12 @@
+// Umbrella header: the whole libcff method API.
+#pragma once
+
+#include "cff/denoise.h"
+#include "cff/device.h"
+#include "cff/energy.h"
+#include "cff/loss.h"
+#include "cff/model_file.h"
+#include "cff/network.h"
+#include "cff/ood.h"
+#include "cff/sampler.h"
+#include "cff/schedule.h"

@@ -1,0 +1,38 @@
+// The CFF training loss (METHOD.md "Training loss"): cross-entropy plus force matching.
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <c10/util/Optional.h>
+#include <torch/types.h>
+
+#include "cff/energy.h"
+#include "cff/schedule.h"
+
+namespace cff {
+
+struct CffLossOptions {
+  double beta = 1.0;      // weight of the force-matching term
+  double gamma = 1.0;     // weight of CE on the noised images x_t (0 = the paper-literal recipe)
+  double p_uncond = 0.2;  // probability of matching the unconditional direction u(x_t) instead of u(x_t, y)
+};
+
+struct CffLossTerms {
+  torch::Tensor total;          // ce_clean + gamma * ce_noisy + beta * force (scalar, differentiable)
+  torch::Tensor ce_clean;       // CE(f(x_0), y)
+  torch::Tensor ce_noisy;       // CE(f(x_t), y)
+  torch::Tensor force;          // mean ||sqrt(d) u(x_t) - eps||^2 / d
+  torch::Tensor logits_clean;   // f(x_0), detached, for accuracy bookkeeping
+};
+
+// One step's loss on a batch of clean images x0 [N, C, H, W] in [-1, 1] and labels y [N] (int64).
+// t is drawn uniformly from {1..T}, eps ~ N(0, I). Random draws use `generator` when given
+// (a CPU generator; draws are made on the CPU and moved to x0's device, so a seed gives the same
+// batch on every device), else LibTorch's default CPU generator.
+CffLossTerms cff_loss(const LogitsFunction &f, const torch::Tensor &x0, const torch::Tensor &y,
+                      const CosineSchedule &schedule, const CffLossOptions &options,
+                      c10::optional<at::Generator> generator = c10::nullopt);
+
+// Plain cross-entropy on clean images: the `ce` baseline objective. Same struct, other terms zero.
+CffLossTerms cross_entropy_loss(const LogitsFunction &f, const torch::Tensor &x0, const torch::Tensor &y);
+
+}  // namespace cff

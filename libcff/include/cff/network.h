@@ -1,0 +1,77 @@
+// The classifier f(x) -> logits that every CFF quantity is computed from.
+//
+// A pre-activation residual CNN with GroupNorm and a smooth activation. No BatchNorm, ever:
+// it couples the samples of a batch, so per-sample energies and forces would depend on the batch,
+// and we differentiate through the network twice (smooth activations keep second derivatives useful).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+namespace cff {
+
+struct NetworkConfig {
+  int64_t channels = 1;     // C of the input images
+  int64_t height = 28;      // H
+  int64_t width = 28;       // W
+  int64_t num_classes = 10; // K
+  // One stage per entry; each stage after the first halves H and W.
+  std::vector<int64_t> widths = {32, 64, 128};
+  int64_t blocks_per_stage = 1;  // residual blocks in each stage
+  int64_t groups = 8;            // GroupNorm groups (reduced until it divides the width)
+  std::string activation = "silu";  // "silu", "gelu" or "softplus"
+
+  nlohmann::json to_json() const;
+  // Throws std::invalid_argument naming the field that is missing or out of range.
+  static NetworkConfig from_json(const nlohmann::json &j);
+  // Throws std::invalid_argument if a field is out of range.
+  void validate() const;
+};
+
+class ResidualBlockImpl : public torch::nn::Module {
+ public:
+  ResidualBlockImpl(int64_t in_channels, int64_t out_channels, int64_t stride, int64_t groups,
+                    const std::string &activation);
+  torch::Tensor forward(const torch::Tensor &x);
+
+ private:
+  torch::Tensor activate(const torch::Tensor &x) const;
+  std::string activation_;
+  torch::nn::GroupNorm norm1_{nullptr}, norm2_{nullptr};
+  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, shortcut_{nullptr};
+};
+TORCH_MODULE(ResidualBlock);
+
+class ClassifierImpl : public torch::nn::Module {
+ public:
+  explicit ClassifierImpl(const NetworkConfig &config);
+  // x: [N, C, H, W] float in the model's input range ([-1, 1]); returns logits [N, K].
+  torch::Tensor forward(const torch::Tensor &x);
+  // Penultimate features [N, F] (after the final norm, activation and global pooling).
+  torch::Tensor features(const torch::Tensor &x);
+  const NetworkConfig &config() const { return config_; }
+  int64_t parameter_count() const;
+
+ private:
+  NetworkConfig config_;
+  torch::nn::Conv2d stem_{nullptr};
+  torch::nn::Sequential blocks_{nullptr};
+  torch::nn::GroupNorm head_norm_{nullptr};
+  torch::nn::Linear head_{nullptr};
+};
+TORCH_MODULE(Classifier);
+
+// Turns off requires_grad on every parameter: inference and sampling still differentiate with
+// respect to the input, but no parameter gradients are built or stored.
+void freeze(torch::nn::Module &module);
+
+}  // namespace cff

@@ -1,0 +1,358 @@
+#include "cff/model_file.h"
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <unistd.h>
+
+#include <torch/nn/utils.h>
+#include <torch/script.h>
+
+namespace cff {
+namespace {
+
+constexpr char kMagic[8] = {'C', 'F', 'F', 'M', 'O', 'D', 'E', 'L'};
+constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 8 + 4;
+
+template <typename T>
+void put(std::string &out, T value) {
+  // The format is little-endian; every platform LibTorch supports for us is too.
+  char bytes[sizeof(T)];
+  std::memcpy(bytes, &value, sizeof(T));
+  out.append(bytes, sizeof(T));
+}
+
+// Bounds-checked reader over the bytes of a model file; every read names what it was reading.
+class Reader {
+ public:
+  Reader(const std::string &bytes, size_t begin, size_t end, const std::string &source)
+      : bytes_(bytes), pos_(begin), end_(end), source_(source) {}
+
+  template <typename T>
+  T get(const char *what) {
+    need(sizeof(T), what);
+    T value;
+    std::memcpy(&value, bytes_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return value;
+  }
+  std::string get_bytes(size_t n, const char *what) {
+    need(n, what);
+    std::string s = bytes_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  const char *take(size_t n, const char *what) {
+    need(n, what);
+    const char *p = bytes_.data() + pos_;
+    pos_ += n;
+    return p;
+  }
+  bool done() const { return pos_ == end_; }
+
+ private:
+  void need(size_t n, const char *what) {
+    if (n > end_ - pos_) throw ModelFileError(source_ + ": truncated while reading " + what);
+  }
+  const std::string &bytes_;
+  size_t pos_, end_;
+  const std::string &source_;
+};
+
+std::map<std::string, torch::Tensor> named_state(Classifier &network) {
+  std::map<std::string, torch::Tensor> state;
+  for (const auto &item : network->named_parameters()) state[item.key()] = item.value();
+  for (const auto &item : network->named_buffers()) state[item.key()] = item.value();
+  return state;
+}
+
+std::string shape_string(c10::IntArrayRef sizes) {
+  std::ostringstream s;
+  s << sizes;
+  return s.str();
+}
+
+std::string read_whole_file(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ModelFileError(path + ": cannot open (" + std::strerror(errno) + ")");
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (in.bad()) throw ModelFileError(path + ": read error");
+  return s.str();
+}
+
+struct ParsedFile {
+  nlohmann::json metadata;
+  std::string tensor_block;
+};
+
+ParsedFile parse_file(const std::string &bytes, const std::string &source) {
+  if (bytes.empty()) throw ModelFileError(source + ": file is empty");
+  if (bytes.size() < sizeof(kMagic) || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
+    throw ModelFileError(source + ": not a cff model file (wrong magic)");
+  }
+  Reader header(bytes, sizeof(kMagic), bytes.size(), source);
+  const auto version = header.get<uint32_t>("header (version)");
+  if (version != kModelFormatVersion) {
+    throw ModelFileError(source + ": unsupported format version " + std::to_string(version) + " (this build reads " +
+                         std::to_string(kModelFormatVersion) + ")");
+  }
+  header.get<uint32_t>("header (flags)");
+  const auto metadata_size = header.get<uint64_t>("header (metadata size)");
+  const auto tensor_size = header.get<uint64_t>("header (tensor size)");
+  const auto checksum = header.get<uint32_t>("header (checksum)");
+  const uint64_t body = bytes.size() - kHeaderSize;
+  if (metadata_size > body || tensor_size > body - metadata_size) {
+    throw ModelFileError(source + ": truncated (header announces " + std::to_string(metadata_size + tensor_size) +
+                         " bytes of content, file has " + std::to_string(body) + ")");
+  }
+  if (metadata_size + tensor_size != body) {
+    throw ModelFileError(source + ": " + std::to_string(body - metadata_size - tensor_size) +
+                         " unexpected bytes after the content");
+  }
+  if (crc32(bytes.data() + kHeaderSize, body) != checksum) {
+    throw ModelFileError(source + ": checksum mismatch (the file is corrupt)");
+  }
+  ParsedFile parsed;
+  try {
+    parsed.metadata = nlohmann::json::parse(bytes.begin() + kHeaderSize, bytes.begin() + kHeaderSize + metadata_size);
+  } catch (const nlohmann::json::exception &e) {
+    throw ModelFileError(source + ": metadata is not valid JSON (" + e.what() + ")");
+  }
+  parsed.tensor_block = bytes.substr(kHeaderSize + metadata_size);
+  return parsed;
+}
+
+void load_tensors(Classifier &network, const std::string &block, const std::string &source) {
+  auto state = named_state(network);
+  std::map<std::string, bool> seen;
+  Reader r(block, 0, block.size(), source);
+  torch::NoGradGuard no_grad;
+  while (!r.done()) {
+    const auto name_size = r.get<uint32_t>("tensor name length");
+    if (name_size == 0 || name_size > 4096) throw ModelFileError(source + ": bad tensor name length");
+    const std::string name = r.get_bytes(name_size, "tensor name");
+    const auto rank = r.get<uint32_t>("tensor rank");
+    if (rank > 8) throw ModelFileError(source + ": tensor '" + name + "' has rank " + std::to_string(rank));
+    std::vector<int64_t> dims(rank);
+    uint64_t count = 1;
+    for (auto &d : dims) {
+      d = r.get<int64_t>("tensor shape");
+      if (d < 0 || d > (int64_t{1} << 32)) throw ModelFileError(source + ": tensor '" + name + "' has a bad dimension");
+      count *= static_cast<uint64_t>(d);
+      if (count > (uint64_t{1} << 34)) throw ModelFileError(source + ": tensor '" + name + "' is too large");
+    }
+    const char *data = r.take(count * sizeof(float), "tensor data");
+    auto it = state.find(name);
+    if (it == state.end()) {
+      throw ModelFileError(source + ": tensor '" + name + "' does not belong to the architecture in the metadata");
+    }
+    if (it->second.sizes() != c10::IntArrayRef(dims)) {
+      throw ModelFileError(source + ": tensor '" + name + "' has shape " + shape_string(dims) +
+                           " but the architecture expects " + shape_string(it->second.sizes()));
+    }
+    if (seen[name]) throw ModelFileError(source + ": tensor '" + name + "' appears twice");
+    seen[name] = true;
+    auto values = torch::from_blob(const_cast<char *>(data), dims, torch::kFloat32).clone();
+    if (!torch::isfinite(values).all().item<bool>()) {
+      throw ModelFileError(source + ": tensor '" + name + "' holds NaN or Inf values");
+    }
+    it->second.copy_(values);
+  }
+  for (const auto &item : state) {
+    if (!seen[item.first]) throw ModelFileError(source + ": tensor '" + item.first + "' is missing");
+  }
+}
+
+}  // namespace
+
+uint32_t crc32(const void *data, size_t size, uint32_t crc) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  const auto *p = static_cast<const unsigned char *>(data);
+  crc = ~crc;
+  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+void write_file_atomically(const std::string &path, const std::string &contents) {
+  const std::string temp = path + ".tmp." + std::to_string(::getpid());
+  FILE *file = std::fopen(temp.c_str(), "wb");
+  if (!file) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
+  const bool written = std::fwrite(contents.data(), 1, contents.size(), file) == contents.size();
+  const bool flushed = std::fflush(file) == 0 && ::fsync(fileno(file)) == 0;
+  const bool closed = std::fclose(file) == 0;
+  if (!written || !flushed || !closed) {
+    const std::string reason = std::strerror(errno);
+    std::remove(temp.c_str());
+    throw std::runtime_error(path + ": write failed (" + reason + ")");
+  }
+  if (std::rename(temp.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    std::remove(temp.c_str());
+    throw std::runtime_error(path + ": cannot replace (" + reason + ")");
+  }
+}
+
+nlohmann::json ModelMetadata::to_json() const {
+  nlohmann::json j;
+  j["format"] = "cff-model";
+  j["format_version"] = kModelFormatVersion;
+  j["network"] = network.to_json();
+  j["labels"] = labels;
+  j["normalization"] = {{"mean", normalization.mean}, {"std", normalization.std}};
+  j["schedule"] = schedule.to_json();
+  j["ood"] = {{"score", ood.score}, {"threshold", ood.threshold}, {"keep_rate", ood.keep_rate},
+              {"calibrated", ood.calibrated}};
+  j["provenance"] = provenance;
+  j["metrics"] = metrics;
+  return j;
+}
+
+ModelMetadata ModelMetadata::from_json(const nlohmann::json &j, const std::string &source) {
+  ModelMetadata m;
+  try {
+    if (!j.is_object()) throw std::invalid_argument("metadata is not a JSON object");
+    for (const char *key : {"network", "labels", "normalization", "schedule"}) {
+      if (!j.contains(key)) throw std::invalid_argument(std::string("metadata field '") + key + "' is missing");
+    }
+    m.network = NetworkConfig::from_json(j.at("network"));
+    m.labels = j.at("labels").get<std::vector<std::string>>();
+    m.normalization.mean = j.at("normalization").at("mean").get<std::vector<double>>();
+    m.normalization.std = j.at("normalization").at("std").get<std::vector<double>>();
+    m.schedule = CosineSchedule::from_json(j.at("schedule"));
+    if (j.contains("ood")) {
+      const auto &o = j.at("ood");
+      m.ood.score = o.value("score", std::string("free_energy"));
+      m.ood.threshold = o.value("threshold", 0.0);
+      m.ood.keep_rate = o.value("keep_rate", 0.95);
+      m.ood.calibrated = o.value("calibrated", false);
+    }
+    m.provenance = j.value("provenance", nlohmann::json::object());
+    m.metrics = j.value("metrics", nlohmann::json::object());
+  } catch (const nlohmann::json::exception &e) {
+    throw ModelFileError(source + ": bad metadata (" + e.what() + ")");
+  } catch (const std::invalid_argument &e) {
+    throw ModelFileError(source + ": bad metadata (" + e.what() + ")");
+  }
+  if (static_cast<int64_t>(m.labels.size()) != m.network.num_classes) {
+    throw ModelFileError(source + ": metadata has " + std::to_string(m.labels.size()) + " labels for " +
+                         std::to_string(m.network.num_classes) + " classes");
+  }
+  const auto channels = static_cast<size_t>(m.network.channels);
+  if (m.normalization.mean.size() != channels || m.normalization.std.size() != channels) {
+    throw ModelFileError(source + ": normalization needs one mean and one std per channel");
+  }
+  for (double s : m.normalization.std) {
+    if (!(s > 0.0)) throw ModelFileError(source + ": normalization std must be positive");
+  }
+  return m;
+}
+
+std::string serialize_model(Classifier network, const ModelMetadata &metadata) {
+  const std::string meta = metadata.to_json().dump(2);
+  std::string tensors;
+  for (const auto &item : named_state(network)) {
+    auto t = item.second.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    put<uint32_t>(tensors, static_cast<uint32_t>(item.first.size()));
+    tensors += item.first;
+    put<uint32_t>(tensors, static_cast<uint32_t>(t.dim()));
+    for (auto d : t.sizes()) put<int64_t>(tensors, d);
+    tensors.append(reinterpret_cast<const char *>(t.data_ptr<float>()), t.numel() * sizeof(float));
+  }
+  std::string out(kMagic, sizeof(kMagic));
+  put<uint32_t>(out, kModelFormatVersion);
+  put<uint32_t>(out, 0);
+  put<uint64_t>(out, meta.size());
+  put<uint64_t>(out, tensors.size());
+  uint32_t crc = crc32(meta.data(), meta.size());
+  crc = crc32(tensors.data(), tensors.size(), crc);
+  put<uint32_t>(out, crc);
+  out += meta;
+  out += tensors;
+  return out;
+}
+
+void save_model(const std::string &path, Classifier network, const ModelMetadata &metadata) {
+  try {
+    write_file_atomically(path, serialize_model(network, metadata));
+  } catch (const std::runtime_error &e) {
+    throw ModelFileError(e.what());
+  }
+}
+
+Model load_model_from_bytes(const std::string &bytes, const std::string &source, const c10::Device &device) {
+  auto parsed = parse_file(bytes, source);
+  Model model;
+  model.metadata = ModelMetadata::from_json(parsed.metadata, source);
+  model.network = Classifier(model.metadata.network);
+  load_tensors(model.network, parsed.tensor_block, source);
+  model.network->to(device);
+  model.network->eval();
+  freeze(*model.network);
+  model.device = device;
+  return model;
+}
+
+Model load_model(const std::string &path, const c10::Device &device) {
+  return load_model_from_bytes(read_whole_file(path), path, device);
+}
+
+ModelMetadata read_model_metadata(const std::string &path) {
+  auto parsed = parse_file(read_whole_file(path), path);
+  return ModelMetadata::from_json(parsed.metadata, path);
+}
+
+LogitsFunction Model::logits_function() const {
+  if (network) {
+    auto net = network;
+    return [net](const torch::Tensor &x) mutable { return net->forward(x); };
+  }
+  if (script) {
+    auto module = script;
+    return [module](const torch::Tensor &x) { return module->forward({x}).toTensor(); };
+  }
+  throw std::logic_error("model has no network");
+}
+
+Model import_torchscript(const std::string &path, const ModelMetadata &metadata, const c10::Device &device) {
+  Model model;
+  model.metadata = metadata;
+  model.device = device;
+  try {
+    model.script = std::make_shared<torch::jit::Module>(torch::jit::load(path, device));
+  } catch (const c10::Error &e) {
+    throw ModelFileError(path + ": cannot load TorchScript module (" + e.what_without_backtrace() + ")");
+  }
+  model.script->eval();
+  for (auto p : model.script->parameters()) p.set_requires_grad(false);
+  const auto &net = metadata.network;
+  torch::Tensor out;
+  try {
+    torch::NoGradGuard no_grad;
+    out = model.script->forward({torch::zeros({1, net.channels, net.height, net.width}, torch::TensorOptions().device(device))})
+              .toTensor();
+  } catch (const c10::Error &e) {
+    throw ModelFileError(path + ": forward on a [1, " + std::to_string(net.channels) + ", " + std::to_string(net.height) +
+                         ", " + std::to_string(net.width) + "] input failed (" + e.what_without_backtrace() + ")");
+  }
+  if (out.dim() != 2 || out.size(0) != 1 || out.size(1) != net.num_classes) {
+    throw ModelFileError(path + ": TorchScript module returns " + shape_string(out.sizes()) + ", expected [1, " +
+                         std::to_string(net.num_classes) + "] logits");
+  }
+  return model;
+}
+
+}  // namespace cff

@@ -1,0 +1,133 @@
+#include "cff/network.h"
+
+#include <stdexcept>
+
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/pooling.h>
+
+namespace cff {
+namespace {
+
+int64_t fitting_groups(int64_t groups, int64_t channels) {
+  int64_t g = std::max<int64_t>(1, std::min(groups, channels));
+  while (channels % g != 0) --g;
+  return g;
+}
+
+torch::Tensor apply_activation(const std::string &name, const torch::Tensor &x) {
+  if (name == "silu") return torch::silu(x);
+  if (name == "gelu") return torch::gelu(x);
+  return torch::softplus(x);
+}
+
+}  // namespace
+
+nlohmann::json NetworkConfig::to_json() const {
+  return {{"type", "resnet-gn"},         {"channels", channels}, {"height", height},
+          {"width", width},              {"num_classes", num_classes}, {"widths", widths},
+          {"blocks_per_stage", blocks_per_stage}, {"groups", groups}, {"activation", activation}};
+}
+
+NetworkConfig NetworkConfig::from_json(const nlohmann::json &j) {
+  NetworkConfig c;
+  auto field = [&](const char *name) -> const nlohmann::json & {
+    if (!j.contains(name)) throw std::invalid_argument(std::string("network field '") + name + "' is missing");
+    return j.at(name);
+  };
+  try {
+    if (j.contains("type") && j.at("type").get<std::string>() != "resnet-gn") {
+      throw std::invalid_argument("network type '" + j.at("type").get<std::string>() + "' is not supported");
+    }
+    c.channels = field("channels").get<int64_t>();
+    c.height = field("height").get<int64_t>();
+    c.width = field("width").get<int64_t>();
+    c.num_classes = field("num_classes").get<int64_t>();
+    c.widths = field("widths").get<std::vector<int64_t>>();
+    c.blocks_per_stage = field("blocks_per_stage").get<int64_t>();
+    c.groups = field("groups").get<int64_t>();
+    c.activation = field("activation").get<std::string>();
+  } catch (const nlohmann::json::exception &e) {
+    throw std::invalid_argument(std::string("network config has a field of the wrong type: ") + e.what());
+  }
+  c.validate();
+  return c;
+}
+
+void NetworkConfig::validate() const {
+  auto check = [](bool ok, const std::string &what) {
+    if (!ok) throw std::invalid_argument("network config: " + what);
+  };
+  check(channels >= 1 && channels <= 64, "channels must be in 1..64, got " + std::to_string(channels));
+  check(height >= 1 && height <= 4096 && width >= 1 && width <= 4096, "height and width must be in 1..4096");
+  check(num_classes >= 1 && num_classes <= 100000, "num_classes must be in 1..100000");
+  check(!widths.empty() && widths.size() <= 8, "widths must have 1..8 stages");
+  for (auto w : widths) check(w >= 1 && w <= 4096, "every width must be in 1..4096");
+  check(blocks_per_stage >= 1 && blocks_per_stage <= 64, "blocks_per_stage must be in 1..64");
+  check(groups >= 1, "groups must be >= 1");
+  check(activation == "silu" || activation == "gelu" || activation == "softplus",
+        "activation must be silu, gelu or softplus, got '" + activation + "'");
+}
+
+ResidualBlockImpl::ResidualBlockImpl(int64_t in_channels, int64_t out_channels, int64_t stride, int64_t groups,
+                                     const std::string &activation)
+    : activation_(activation) {
+  norm1_ = register_module("norm1", torch::nn::GroupNorm(fitting_groups(groups, in_channels), in_channels));
+  conv1_ = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, out_channels, 3)
+                                                          .stride(stride).padding(1).bias(false)));
+  norm2_ = register_module("norm2", torch::nn::GroupNorm(fitting_groups(groups, out_channels), out_channels));
+  conv2_ = register_module("conv2",
+                           torch::nn::Conv2d(torch::nn::Conv2dOptions(out_channels, out_channels, 3).padding(1)));
+  if (stride != 1 || in_channels != out_channels) {
+    shortcut_ = register_module("shortcut", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, out_channels, 1)
+                                                                  .stride(stride).bias(false)));
+  }
+}
+
+torch::Tensor ResidualBlockImpl::activate(const torch::Tensor &x) const { return apply_activation(activation_, x); }
+
+torch::Tensor ResidualBlockImpl::forward(const torch::Tensor &x) {
+  auto h = activate(norm1_(x));
+  // Pre-activation ResNet: the projection shortcut sees the normalised input.
+  auto skip = shortcut_ ? shortcut_(h) : x;
+  h = conv1_(h);
+  h = conv2_(activate(norm2_(h)));
+  return skip + h;
+}
+
+ClassifierImpl::ClassifierImpl(const NetworkConfig &config) : config_(config) {
+  config_.validate();
+  stem_ = register_module("stem", torch::nn::Conv2d(torch::nn::Conv2dOptions(config_.channels, config_.widths[0], 3)
+                                                        .padding(1)));
+  blocks_ = register_module("blocks", torch::nn::Sequential());
+  int64_t in = config_.widths[0];
+  for (size_t stage = 0; stage < config_.widths.size(); ++stage) {
+    const int64_t out = config_.widths[stage];
+    for (int64_t b = 0; b < config_.blocks_per_stage; ++b) {
+      const int64_t stride = (stage > 0 && b == 0) ? 2 : 1;
+      blocks_->push_back(ResidualBlock(in, out, stride, config_.groups, config_.activation));
+      in = out;
+    }
+  }
+  head_norm_ = register_module("head_norm", torch::nn::GroupNorm(fitting_groups(config_.groups, in), in));
+  head_ = register_module("head", torch::nn::Linear(in, config_.num_classes));
+}
+
+torch::Tensor ClassifierImpl::features(const torch::Tensor &x) {
+  auto h = blocks_->forward(stem_(x));
+  h = apply_activation(config_.activation, head_norm_(h));
+  return h.mean({2, 3});
+}
+
+torch::Tensor ClassifierImpl::forward(const torch::Tensor &x) { return head_(features(x)); }
+
+int64_t ClassifierImpl::parameter_count() const {
+  int64_t n = 0;
+  for (const auto &p : parameters()) n += p.numel();
+  return n;
+}
+
+void freeze(torch::nn::Module &module) {
+  for (auto &p : module.parameters()) p.set_requires_grad(false);
+}
+
+}  // namespace cff

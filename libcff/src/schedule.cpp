@@ -1,0 +1,59 @@
+#include "cff/schedule.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace cff {
+
+CosineSchedule::CosineSchedule(int64_t steps, double offset, double min_alpha_bar)
+    : steps_(steps), offset_(offset), min_alpha_bar_(min_alpha_bar) {
+  if (steps < 1) throw std::invalid_argument("schedule: steps must be >= 1");
+  if (!(offset > 0.0 && offset < 1.0)) throw std::invalid_argument("schedule: offset must be in (0, 1)");
+  if (!(min_alpha_bar > 0.0 && min_alpha_bar < 1.0)) throw std::invalid_argument("schedule: min_alpha_bar must be in (0, 1)");
+}
+
+double CosineSchedule::alpha_bar(double t) const {
+  t = std::clamp(t, 0.0, static_cast<double>(steps_));
+  const double half_pi = M_PI / 2.0;
+  auto f = [&](double tau) {
+    const double c = std::cos((tau / static_cast<double>(steps_) + offset_) / (1.0 + offset_) * half_pi);
+    return c * c;
+  };
+  return std::clamp(f(t) / f(0.0), min_alpha_bar_, 1.0);
+}
+
+double CosineSchedule::lambda(double t) const {
+  const double a = alpha_bar(t);
+  return std::sqrt(1.0 - a) / std::sqrt(a);
+}
+
+double CosineSchedule::t_for_lambda(double noise_level) const {
+  if (!(noise_level > 0.0)) return 0.0;
+  const double top = static_cast<double>(steps_);
+  if (noise_level >= lambda(top)) return top;
+  // lambda is increasing in t, so bisect; 60 halvings reach double precision on [0, T].
+  double lo = 0.0, hi = top;
+  for (int i = 0; i < 60; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (lambda(mid) < noise_level ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+nlohmann::json CosineSchedule::to_json() const {
+  return {{"type", "cosine"}, {"steps", steps_}, {"offset", offset_}, {"min_alpha_bar", min_alpha_bar_}};
+}
+
+CosineSchedule CosineSchedule::from_json(const nlohmann::json &j) {
+  try {
+    if (j.value("type", std::string("cosine")) != "cosine") {
+      throw std::invalid_argument("schedule type '" + j.at("type").get<std::string>() + "' is not supported");
+    }
+    return CosineSchedule(j.at("steps").get<int64_t>(), j.at("offset").get<double>(), j.at("min_alpha_bar").get<double>());
+  } catch (const nlohmann::json::exception &e) {
+    throw std::invalid_argument(std::string("schedule: ") + e.what());
+  }
+}
+
+}  // namespace cff

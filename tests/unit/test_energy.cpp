@@ -1,0 +1,142 @@
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "test_helpers.h"
+
+using namespace cff;
+
+namespace {
+
+struct DoubleNet {
+  Classifier net{nullptr};
+  LogitsFunction f;
+  DoubleNet() {
+    torch::manual_seed(1);
+    net = Classifier(cff_test::tiny_config(1, 6, 6, 3));
+    net->to(torch::kDouble);
+    freeze(*net);
+    auto n = net;
+    f = [n](const torch::Tensor &x) mutable { return n->forward(x); };
+  }
+};
+
+// Central finite-difference gradient of a scalar function of one image.
+torch::Tensor finite_difference(const std::function<double(const torch::Tensor &)> &scalar, const torch::Tensor &x,
+                                double h = 1e-5) {
+  auto grad = torch::zeros_like(x);
+  auto flat = x.flatten();
+  auto gflat = grad.flatten();
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    auto plus = x.clone(), minus = x.clone();
+    plus.flatten()[i] += h;
+    minus.flatten()[i] -= h;
+    gflat[i] = (scalar(plus) - scalar(minus)) / (2 * h);
+  }
+  return grad.view_as(x);
+}
+
+torch::Tensor unit(const torch::Tensor &g) { return g / g.flatten(1).norm(2, 1).view({-1, 1, 1, 1}); }
+
+}  // namespace
+
+TEST(Energy, FreeEnergyIsNegativeLogSumExp) {
+  auto logits = torch::tensor({{1.0, 2.0, 3.0}, {0.0, 0.0, 0.0}}, torch::kDouble);
+  auto u = free_energy(logits);
+  EXPECT_NEAR(u[0].item<double>(), -std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)), 1e-12);
+  EXPECT_NEAR(u[1].item<double>(), -std::log(3.0), 1e-12);
+  auto p = class_posterior(logits);
+  EXPECT_NEAR(p.sum(1)[0].item<double>(), 1.0, 1e-12);
+}
+
+TEST(Energy, UnconditionalForceMatchesFiniteDifferenceOfFreeEnergy) {
+  DoubleNet m;
+  auto x = torch::randn({1, 1, 6, 6}, torch::kDouble) * 0.5;
+  auto force = force_direction(m.f, x);
+  auto energy = [&](const torch::Tensor &z) { return free_energy(m.f(z)).item<double>(); };
+  // u = -grad LSE / |grad LSE| = grad U / |grad U|.
+  auto expected = unit(finite_difference(energy, x));
+  EXPECT_LT((force.direction - expected).abs().max().item<double>(), 1e-6);
+}
+
+TEST(Energy, ConditionalForceMatchesFiniteDifferenceOfClassLogit) {
+  DoubleNet m;
+  auto x = torch::randn({1, 1, 6, 6}, torch::kDouble) * 0.5;
+  ForceOptions options;
+  options.labels = torch::tensor({2}, torch::kLong);
+  auto force = force_direction(m.f, x, options);
+  auto logit = [&](const torch::Tensor &z) { return m.f(z)[0][2].item<double>(); };
+  auto expected = -unit(finite_difference(logit, x));
+  EXPECT_LT((force.direction - expected).abs().max().item<double>(), 1e-6);
+}
+
+TEST(Energy, ScaledDirectionHasNormSqrtD) {
+  DoubleNet m;
+  auto x = torch::randn({5, 1, 6, 6}, torch::kDouble);
+  auto force = force_direction(m.f, x);
+  auto eps_hat = std::sqrt(36.0) * force.direction;
+  auto norms = eps_hat.flatten(1).norm(2, 1);
+  for (int64_t i = 0; i < 5; ++i) EXPECT_NEAR(norms[i].item<double>(), 6.0, 1e-10);
+}
+
+TEST(Energy, GuidanceZeroAndOneAreUnconditionalAndConditional) {
+  DoubleNet m;
+  auto x = torch::randn({4, 1, 6, 6}, torch::kDouble);
+  auto labels = torch::tensor({0, 1, 2, 1}, torch::kLong);
+  auto unconditional = force_direction(m.f, x).direction;
+  ForceOptions conditional_options;
+  conditional_options.labels = labels;
+  auto conditional = force_direction(m.f, x, conditional_options).direction;
+  ForceOptions w0 = conditional_options, w1 = conditional_options;
+  w0.guidance = 0.0;
+  w1.guidance = 1.0;
+  EXPECT_TRUE(torch::equal(force_direction(m.f, x, w0).direction, unconditional));
+  EXPECT_TRUE(torch::equal(force_direction(m.f, x, w1).direction, conditional));
+  // A guide classifier that is f itself at w = 1 gives grad LSE + grad log p = grad f_y.
+  ForceOptions guided = w1;
+  guided.guide = m.f;
+  EXPECT_LT((force_direction(m.f, x, guided).direction - conditional).abs().max().item<double>(), 1e-10);
+  // Intermediate w lies between the two (not equal to either).
+  ForceOptions w_half = conditional_options;
+  w_half.guidance = 0.5;
+  auto half = force_direction(m.f, x, w_half).direction;
+  EXPECT_FALSE(torch::allclose(half, unconditional));
+  EXPECT_FALSE(torch::allclose(half, conditional));
+}
+
+TEST(Energy, PerSampleForcesDoNotDependOnTheBatch) {
+  DoubleNet m;
+  auto x = torch::randn({3, 1, 6, 6}, torch::kDouble);
+  auto batched = force_direction(m.f, x).direction;
+  auto single = force_direction(m.f, x.slice(0, 1, 2)).direction;
+  EXPECT_LT((batched.slice(0, 1, 2) - single).abs().max().item<double>(), 1e-12);
+}
+
+TEST(Energy, MismatchedLabelCountThrows) {
+  DoubleNet m;
+  ForceOptions options;
+  options.labels = torch::tensor({0, 1}, torch::kLong);
+  EXPECT_THROW(force_direction(m.f, torch::zeros({3, 1, 6, 6}, torch::kDouble), options), std::invalid_argument);
+}
+
+TEST(Network, ShapesForGrayAndColourInputs) {
+  for (auto config : {cff_test::tiny_config(1, 28, 28, 10), cff_test::tiny_config(3, 32, 32, 10)}) {
+    Classifier net(config);
+    auto logits = net->forward(torch::randn({2, config.channels, config.height, config.width}));
+    EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{2, 10}));
+    EXPECT_EQ(net->features(torch::randn({2, config.channels, config.height, config.width})).size(1), 16);
+  }
+}
+
+TEST(Network, ConfigRoundTripsAndRejectsBadValues) {
+  auto config = cff_test::tiny_config(3, 32, 32, 10);
+  config.activation = "gelu";
+  auto back = NetworkConfig::from_json(config.to_json());
+  EXPECT_EQ(back.to_json(), config.to_json());
+  auto bad = config.to_json();
+  bad["activation"] = "relu";
+  EXPECT_THROW(NetworkConfig::from_json(bad), std::invalid_argument);
+  bad = config.to_json();
+  bad.erase("widths");
+  EXPECT_THROW(NetworkConfig::from_json(bad), std::invalid_argument);
+}

@@ -1,0 +1,181 @@
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <torch/script.h>
+
+#include "test_helpers.h"
+
+using namespace cff;
+namespace fs = std::filesystem;
+
+namespace {
+
+class ModelFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("cff_model_file_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    torch::manual_seed(3);
+    config_ = cff_test::tiny_config(1, 8, 8, 4);
+    net_ = Classifier(config_);
+    meta_ = cff_test::tiny_metadata(config_);
+    meta_.ood.threshold = -3.25;
+    meta_.ood.calibrated = true;
+    meta_.provenance["command"] = "unit test";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string &name) const { return (dir_ / name).string(); }
+  static void write(const std::string &p, const std::string &bytes) {
+    std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  // Loads and returns the error message; fails the test if loading succeeds.
+  static std::string load_error(const std::string &p) {
+    try {
+      load_model(p);
+    } catch (const ModelFileError &e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "loading " << p << " succeeded";
+    return "";
+  }
+  static void expect_contains(const std::string &text, const std::string &part) {
+    EXPECT_NE(text.find(part), std::string::npos) << "'" << text << "' lacks '" << part << "'";
+  }
+
+  fs::path dir_;
+  NetworkConfig config_;
+  Classifier net_{nullptr};
+  ModelMetadata meta_;
+};
+
+}  // namespace
+
+TEST_F(ModelFile, SaveLoadGivesIdenticalLogitsAndMetadata) {
+  save_model(path("m.cff"), net_, meta_);
+  auto model = load_model(path("m.cff"));
+  auto x = torch::randn({3, 1, 8, 8});
+  auto expected = net_->forward(x);
+  auto got = model.logits_function()(x);
+  EXPECT_TRUE(torch::equal(expected, got));
+  EXPECT_EQ(model.metadata.labels, meta_.labels);
+  EXPECT_DOUBLE_EQ(model.metadata.ood.threshold, -3.25);
+  EXPECT_TRUE(model.metadata.ood.calibrated);
+  EXPECT_EQ(model.metadata.provenance["command"], "unit test");
+  for (const auto &p : model.network->parameters()) EXPECT_FALSE(p.requires_grad());
+  EXPECT_EQ(read_model_metadata(path("m.cff")).network.to_json(), config_.to_json());
+  // No temporary file is left behind.
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+}
+
+TEST_F(ModelFile, MissingFileNamesPathAndReason) {
+  auto message = load_error(path("nope.cff"));
+  expect_contains(message, "nope.cff");
+  expect_contains(message, "cannot open");
+}
+
+TEST_F(ModelFile, EmptyFile) {
+  write(path("empty.cff"), "");
+  expect_contains(load_error(path("empty.cff")), "file is empty");
+}
+
+TEST_F(ModelFile, WrongMagic) {
+  write(path("png.cff"), "\x89PNG\r\n\x1a\n and then some bytes");
+  expect_contains(load_error(path("png.cff")), "wrong magic");
+}
+
+TEST_F(ModelFile, TruncatedAtEveryRegion) {
+  const auto bytes = serialize_model(net_, meta_);
+  for (size_t keep : {size_t{10}, size_t{30}, size_t{40}, bytes.size() / 2, bytes.size() - 1}) {
+    write(path("cut.cff"), bytes.substr(0, keep));
+    expect_contains(load_error(path("cut.cff")), "truncated");
+  }
+}
+
+TEST_F(ModelFile, BitFlipsAreCaughtByChecksum) {
+  const auto bytes = serialize_model(net_, meta_);
+  for (size_t at : {size_t{36} + 5, bytes.size() / 2, bytes.size() - 3}) {
+    auto flipped = bytes;
+    flipped[at] = static_cast<char>(flipped[at] ^ 0x10);
+    write(path("flip.cff"), flipped);
+    expect_contains(load_error(path("flip.cff")), "checksum mismatch");
+  }
+}
+
+TEST_F(ModelFile, WrongVersion) {
+  auto bytes = serialize_model(net_, meta_);
+  bytes[8] = 99;
+  write(path("v99.cff"), bytes);
+  expect_contains(load_error(path("v99.cff")), "unsupported format version 99");
+}
+
+TEST_F(ModelFile, TrailingBytes) {
+  write(path("extra.cff"), serialize_model(net_, meta_) + "xyz");
+  expect_contains(load_error(path("extra.cff")), "unexpected bytes");
+}
+
+TEST_F(ModelFile, WeightsOfAnotherArchitecture) {
+  auto other = meta_;
+  other.network.widths = {8, 32};
+  write(path("shape.cff"), serialize_model(net_, other));
+  auto message = load_error(path("shape.cff"));
+  expect_contains(message, "has shape");
+  expect_contains(message, "architecture expects");
+}
+
+TEST_F(ModelFile, InconsistentMetadata) {
+  auto bad = meta_;
+  bad.labels.pop_back();
+  write(path("labels.cff"), serialize_model(net_, bad));
+  expect_contains(load_error(path("labels.cff")), "3 labels for 4 classes");
+}
+
+TEST_F(ModelFile, NonFiniteWeightsAreRejected) {
+  torch::NoGradGuard no_grad;
+  net_->parameters()[0][0].fill_(std::numeric_limits<float>::quiet_NaN());
+  write(path("nan.cff"), serialize_model(net_, meta_));
+  expect_contains(load_error(path("nan.cff")), "NaN or Inf");
+}
+
+TEST_F(ModelFile, SaveNeverReplacesGoodFileWithPartialOne) {
+  save_model(path("good.cff"), net_, meta_);
+  // Writing into a folder that does not exist fails before anything is renamed.
+  EXPECT_THROW(save_model(path("missing-dir/x.cff"), net_, meta_), ModelFileError);
+  EXPECT_NO_THROW(load_model(path("good.cff")));
+}
+
+TEST_F(ModelFile, ImportsTorchScriptClassifier) {
+  // A linear classifier written as TorchScript, saved, and imported as f(x).
+  torch::jit::Module module("LinearClassifier");
+  auto weight = torch::randn({4, 64});
+  module.register_parameter("weight", weight, false);
+  module.define(R"(
+    def forward(self, x):
+        return torch.matmul(x.flatten(1), self.weight.t())
+  )");
+  module.save(path("linear.pt"));
+  auto model = import_torchscript(path("linear.pt"), meta_);
+  auto x = torch::randn({2, 1, 8, 8});
+  auto logits = model.logits_function()(x);
+  EXPECT_TRUE(torch::allclose(logits, x.flatten(1).matmul(weight.t()), 1e-5, 1e-5));
+  // Energy and force work through it: for a linear f the conditional force is -w_y / |w_y|.
+  ForceOptions options;
+  options.labels = torch::tensor({1, 3}, torch::kLong);
+  auto u = force_direction(model.logits_function(), x, options).direction;
+  auto w1 = weight[1].view({1, 8, 8});
+  EXPECT_TRUE(torch::allclose(u[0], -w1 / w1.norm(), 1e-5, 1e-5));
+
+  auto wrong = meta_;
+  wrong.network.num_classes = 5;
+  wrong.labels.push_back("extra");
+  try {
+    import_torchscript(path("linear.pt"), wrong);
+    FAIL();
+  } catch (const ModelFileError &e) {
+    expect_contains(e.what(), "expected [1, 5] logits");
+  }
+  write(path("junk.pt"), "not a zip");
+  EXPECT_THROW(import_torchscript(path("junk.pt"), meta_), ModelFileError);
+}
