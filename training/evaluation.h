@@ -1,0 +1,39 @@
+// Evaluation shared by cff-train and the tools: accuracy, OOD sets and scores, sample grids.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include "cff/energy.h"
+#include "cff/schedule.h"
+
+namespace cff::data {
+
+// f(x) over a large set in batches, without autograd. x: float [N, C, H, W]; returns [N, K] on the CPU.
+torch::Tensor batched_logits(const LogitsFunction &f, const torch::Tensor &x, const c10::Device &device,
+                             int64_t batch = 500);
+
+double accuracy(const torch::Tensor &logits, const torch::Tensor &labels);
+
+// Built-in OOD sets made from in-distribution test images x (float, [-1, 1]):
+// "uniform" (uniform noise), "gaussian" (N(0, 0.5^2), clipped), "inverted" (-x), "vflip" (upside down).
+// Any other name is read as a dataset folder (IDX, CIFAR-10 or image folder; its test split) and
+// resized to x's shape. Returns at most n images.
+torch::Tensor make_ood_set(const std::string &name, const torch::Tensor &x, int64_t n, uint64_t seed);
+
+struct OodScores {
+  double energy_auroc = 0, energy_fpr95 = 0, msp_auroc = 0;
+  nlohmann::json to_json() const;
+};
+
+OodScores score_ood(const torch::Tensor &in_logits, const torch::Tensor &out_logits);
+
+// One row of `per_class` conditional centripetal samples for each class. [K * per_class, C, H, W]
+torch::Tensor class_samples(const LogitsFunction &f, const CosineSchedule &schedule, int64_t num_classes,
+                            int64_t per_class, c10::IntArrayRef chw, int64_t steps, uint64_t seed,
+                            const c10::Device &device);
+
+}  // namespace cff::data
