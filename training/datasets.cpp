@@ -55,13 +55,14 @@ std::string hex32(uint32_t v) {
 
 // Parses an IDX header of `rank` dimensions with unsigned-byte data; returns the dims.
 std::vector<int64_t> idx_header(const std::string &bytes, const std::string &path, uint32_t rank) {
-  if (bytes.size() < 4 + 4 * rank) throw DatasetError(path + ": too short for an IDX header");
+  if (bytes.size() < 4) throw DatasetError(path + ": too short for an IDX header");
   const uint32_t magic = big_endian_u32(bytes, 0);
   if ((magic >> 8) != 0x08) throw DatasetError(path + ": not an unsigned-byte IDX file (bad magic)");
   if ((magic & 0xFF) != rank) {
     throw DatasetError(path + ": IDX file has " + std::to_string(magic & 0xFF) + " dimensions, expected " +
                        std::to_string(rank));
   }
+  if (bytes.size() < 4 + 4 * rank) throw DatasetError(path + ": too short for an IDX header");
   std::vector<int64_t> dims(rank);
   uint64_t count = 1;
   for (uint32_t i = 0; i < rank; ++i) {

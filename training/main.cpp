@@ -99,6 +99,8 @@ int main(int argc, char **argv) {
       {"sample-steps", "N", "centripetal steps for the sample grid [50]", [&](auto v) { o.sample_steps = to_int("sample-steps", v); }},
       {"progress", "SECONDS", "seconds between progress lines [15]", [&](auto v) { o.progress_seconds = to_double("progress", v); }},
       {"resume", "", "continue the run in --out from its last checkpoint", [&](auto) { o.resume = true; }},
+      {"stop-after", "N", "stop after N epochs in total without exporting (time-boxed sessions) [0 = never]",
+       [&](auto v) { o.stop_after = to_int("stop-after", v); }},
       {"info", "MODEL", "print a model file's metadata and exit", [&](auto v) { info = v; }},
       {"help", "", "show this help", [&](auto) { help = true; }},
   };

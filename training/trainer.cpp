@@ -125,7 +125,7 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   const std::string stored_options(reinterpret_cast<const char *>(stored.data_ptr<uint8_t>()), stored.numel());
   // The options that shape the result must match, or "resume" would silently train something else.
   auto a = nlohmann::json::parse(stored_options), b = options_json;
-  for (const char *volatile_key : {"epochs", "threads", "device", "progress_seconds", "resume", "command_line",
+  for (const char *volatile_key : {"epochs", "threads", "device", "progress_seconds", "resume", "stop_after", "command_line",
                                    "export_path", "eval_every", "samples_every"}) {
     a.erase(volatile_key);
     b.erase(volatile_key);
@@ -148,7 +148,7 @@ nlohmann::json options_to_json(const TrainOptions &o) {
           {"threads", o.threads},     {"device", o.device},         {"limit", o.limit},
           {"holdout", o.holdout},     {"eval_every", o.eval_every}, {"eval_limit", o.eval_limit},
           {"ood_sets", o.ood_sets},   {"samples_every", o.samples_every}, {"sample_steps", o.sample_steps},
-          {"resume", o.resume},       {"progress_seconds", o.progress_seconds}, {"command_line", o.command_line},
+          {"resume", o.resume}, {"stop_after", o.stop_after},       {"progress_seconds", o.progress_seconds}, {"command_line", o.command_line},
           {"export_path", o.export_path}};
 }
 
@@ -341,6 +341,11 @@ nlohmann::json train(const TrainOptions &opt_in) {
     std::printf("\n");
     std::fflush(stdout);
     last_metrics = m;
+    if (opt.stop_after > 0 && s.epoch >= opt.stop_after && s.epoch < opt.epochs) {
+      std::printf("stopping after epoch %ld as asked; continue with --resume\n", static_cast<long>(s.epoch));
+      last_metrics["stopped"] = true;
+      return last_metrics;
+    }
   }
   if (last_metrics.is_null()) {
     // Resumed a finished run: evaluate again so the export carries its figures.

@@ -40,6 +40,7 @@ struct TrainOptions {
   int64_t samples_every = 1;           // epochs between sample grids (0 = never)
   int64_t sample_steps = 50;
   bool resume = false;
+  int64_t stop_after = 0;              // stop after this many epochs in total (0 = run all); --resume continues
   double progress_seconds = 15.0;      // seconds between progress lines
   std::string command_line;            // recorded in the model's provenance
 };

@@ -29,3 +29,18 @@ torch::Tensor denoise(const LogitsFunction &f, const CosineSchedule &schedule, c
                       const torch::Tensor &sigma, const DenoiseOptions &options = {});
 
 }  // namespace cff
+
+namespace cff {
+
+// Denoises one image x [C, H, W] of any size (in [-1, 1] units, on f's device) with a model whose
+// input is model_height x model_width. The image is cut into model-sized tiles overlapping by
+// half a tile, each tile is denoised with `denoise` at the same sigma (in [-1, 1] units), and the
+// tiles are blended with raised-cosine (Hann) weights, which sum to one where tiles overlap by
+// half, so no seams show. An image smaller than the model along an axis is reflect-padded to the
+// model's size and cropped back. tile_batch tiles go through the network at once.
+// Returns [C, H, W]. Throws std::invalid_argument on a bad shape or tile_batch < 1.
+torch::Tensor denoise_tiled(const LogitsFunction &f, const CosineSchedule &schedule, const torch::Tensor &x,
+                            int64_t model_height, int64_t model_width, double sigma,
+                            const DenoiseOptions &options = {}, int64_t tile_batch = 16);
+
+}  // namespace cff

@@ -1,0 +1,484 @@
+// cffclassify: properties, caps, buffers and metas. The maths is cff::Engine (libcff), the pixel
+// conversion frame_convert.cpp, the drawing overlay.cpp.
+#include "gstcffclassify.h"
+
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gst/video/gstvideometa.h>
+#include <gst/video/video.h>
+
+#include "cff/engine.h"
+#include "frame_convert.h"
+#include "overlay.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_cff_classify_debug);
+#define GST_CAT_DEFAULT gst_cff_classify_debug
+
+namespace {
+
+constexpr const char *kParamName = "cff/classification";
+constexpr const char *kRoiType = "cff";
+constexpr const char *kMessageName = "cffclassify";
+
+enum MessageMode { MESSAGE_NONE, MESSAGE_OOD, MESSAGE_ALL };
+enum RoiMode { ROI_FRAME, ROI_UPSTREAM };
+
+constexpr int kDefaultTopK = 3;
+constexpr guint kDefaultInterval = 1;
+
+enum {
+  PROP_0,
+  PROP_MODEL,
+  PROP_DEVICE,
+  PROP_THREADS,
+  PROP_OOD_THRESHOLD,
+  PROP_TOP_K,
+  PROP_INTERVAL,
+  PROP_OVERLAY,
+  PROP_MESSAGE,
+  PROP_ROI,
+};
+
+GType message_mode_get_type() {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {MESSAGE_NONE, "Post no messages", "none"},
+      {MESSAGE_OOD, "Post a message for each out-of-distribution result", "ood"},
+      {MESSAGE_ALL, "Post a message for every result", "all"},
+      {0, nullptr, nullptr},
+  };
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstCffClassifyMessage", values));
+  return type;
+}
+
+GType roi_mode_get_type() {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {ROI_FRAME, "Classify the whole frame", "frame"},
+      {ROI_UPSTREAM, "Classify each region of interest attached upstream (one batch per frame)", "upstream"},
+      {0, nullptr, nullptr},
+  };
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstCffClassifyRoi", values));
+  return type;
+}
+
+// The element's C++ state. Settings read by the streaming thread are atomics; the model, device
+// and threads are only read in start(), under the object lock.
+struct Private {
+  std::string model_path;
+  std::string device = "auto";
+  int threads = 0;
+  std::atomic<double> ood_threshold{std::numeric_limits<double>::quiet_NaN()};
+  std::atomic<int> top_k{kDefaultTopK};
+  std::atomic<guint> interval{kDefaultInterval};
+  std::atomic<bool> overlay{false};
+  std::atomic<int> message{MESSAGE_NONE};
+  std::atomic<int> roi{ROI_FRAME};
+
+  // Streaming state, touched between start() and stop() by the streaming thread only.
+  std::shared_ptr<cff::Engine> engine;
+  cff::gst::InputLayout layout;
+  guint64 frame_count = 0;
+  std::vector<cff::Classification> last_results;
+  std::vector<float> input;
+};
+
+struct Target {
+  cff::gst::Region region;
+  GstVideoRegionOfInterestMeta *meta = nullptr;  // the upstream meta, or null for the whole frame
+};
+
+}  // namespace
+
+struct _GstCffClassify {
+  GstVideoFilter parent;
+  Private *priv;
+};
+
+G_DEFINE_TYPE(GstCffClassify, gst_cff_classify, GST_TYPE_VIDEO_FILTER);
+GST_ELEMENT_REGISTER_DEFINE(cffclassify, "cffclassify", GST_RANK_NONE, GST_TYPE_CFF_CLASSIFY);
+
+namespace {
+
+double effective_threshold(const Private &p) {
+  const double set = p.ood_threshold.load();
+  if (!std::isnan(set)) return set;
+  const auto &info = p.engine->info();
+  return info.ood_calibrated ? info.ood_threshold : std::numeric_limits<double>::infinity();
+}
+
+template <typename T, typename SetFunc>
+void take_array(GstStructure *s, const char *field, GType type, const std::vector<T> &items, SetFunc set) {
+  GValue array = G_VALUE_INIT;
+  gst_value_array_init(&array, static_cast<guint>(items.size()));
+  for (const auto &item : items) {
+    GValue v = G_VALUE_INIT;
+    g_value_init(&v, type);
+    set(&v, item);
+    gst_value_array_append_and_take_value(&array, &v);
+  }
+  gst_structure_take_value(s, field, &array);
+}
+
+GstStructure *result_structure(const char *name, const cff::Engine &engine, const cff::Classification &r,
+                               double threshold) {
+  const auto &labels = engine.info().labels;
+  GstStructure *s = gst_structure_new(name, "label", G_TYPE_STRING, r.label.c_str(), "class-id", G_TYPE_INT,
+                                      r.class_id, "confidence", G_TYPE_DOUBLE, r.confidence, "energy", G_TYPE_DOUBLE,
+                                      r.energy, "ood", G_TYPE_BOOLEAN,
+                                      static_cast<gboolean>(cff::is_out_of_distribution(r, threshold)),
+                                      "ood-threshold", G_TYPE_DOUBLE, threshold, "non-finite", G_TYPE_BOOLEAN,
+                                      static_cast<gboolean>(r.non_finite), nullptr);
+  std::vector<std::string> top_labels;
+  std::vector<int> top_ids;
+  std::vector<double> top_probabilities;
+  for (const auto &entry : r.top_k) {
+    top_labels.push_back(labels.at(static_cast<size_t>(entry.class_id)));
+    top_ids.push_back(entry.class_id);
+    top_probabilities.push_back(entry.probability);
+  }
+  take_array(s, "top-k-labels", G_TYPE_STRING, top_labels,
+             [](GValue *v, const std::string &l) { g_value_set_string(v, l.c_str()); });
+  take_array(s, "top-k-class-ids", G_TYPE_INT, top_ids, [](GValue *v, int id) { g_value_set_int(v, id); });
+  take_array(s, "top-k-probabilities", G_TYPE_DOUBLE, top_probabilities,
+             [](GValue *v, double p) { g_value_set_double(v, p); });
+  return s;
+}
+
+std::string overlay_text(const cff::Classification &r, bool ood) {
+  if (r.non_finite) return "NON-FINITE";
+  const int percent = static_cast<int>(std::lround(100.0 * r.confidence));
+  return r.label + " " + std::to_string(percent) + "%" + (ood ? " OOD" : "");
+}
+
+gboolean start(GstBaseTransform *trans) {
+  auto *self = GST_CFF_CLASSIFY(trans);
+  auto &p = *self->priv;
+  try {
+    std::string path, device;
+    int threads = 0;
+    GST_OBJECT_LOCK(self);
+    path = p.model_path;
+    device = p.device;
+    threads = p.threads;
+    GST_OBJECT_UNLOCK(self);
+
+    if (path.empty()) {
+      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No model file set"),
+                        ("set the 'model' property to a cff model file"));
+      return FALSE;
+    }
+    if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) {
+      GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("Model file '%s' not found", path.c_str()), (nullptr));
+      return FALSE;
+    }
+    try {
+      p.engine = cff::Engine::acquire(path, device, threads);
+    } catch (const std::exception &e) {
+      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Cannot load model file '%s': %s", path.c_str(), e.what()),
+                        (nullptr));
+      return FALSE;
+    }
+    const auto &info = p.engine->info();
+    if (info.channels != 1 && info.channels != 3) {
+      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                        ("Model file '%s' takes %d channels; cffclassify handles 1 or 3", path.c_str(),
+                         info.channels),
+                        (nullptr));
+      p.engine.reset();
+      return FALSE;
+    }
+    p.layout = cff::gst::InputLayout{info.channels, info.height, info.width, info.mean, info.std};
+    p.frame_count = 0;
+    p.last_results.clear();
+    GST_INFO_OBJECT(self, "model %s: %dx%dx%d, %d classes, on %s, OOD threshold %s%g", path.c_str(), info.channels,
+                    info.height, info.width, info.num_classes, info.device.c_str(),
+                    info.ood_calibrated ? "" : "(uncalibrated) ", info.ood_threshold);
+    return TRUE;
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("%s", e.what()), (nullptr));
+    p.engine.reset();
+    return FALSE;
+  }
+}
+
+gboolean stop(GstBaseTransform *trans) {
+  auto *self = GST_CFF_CLASSIFY(trans);
+  auto &p = *self->priv;
+  try {
+    p.engine.reset();
+    p.last_results.clear();
+    p.input = {};
+    return TRUE;
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, LIBRARY, SHUTDOWN, ("%s", e.what()), (nullptr));
+    return FALSE;
+  }
+}
+
+void post_message(GstCffClassify *self, GstBuffer *buffer, const Target &target, const cff::Engine &engine,
+                  const cff::Classification &r, double threshold) {
+  GstStructure *s = result_structure(kMessageName, engine, r, threshold);
+  auto *trans = GST_BASE_TRANSFORM(self);
+  const GstClockTime pts = GST_BUFFER_PTS(buffer);
+  GstClockTime running_time = GST_CLOCK_TIME_NONE, stream_time = GST_CLOCK_TIME_NONE;
+  if (GST_CLOCK_TIME_IS_VALID(pts) && trans->segment.format == GST_FORMAT_TIME) {
+    running_time = gst_segment_to_running_time(&trans->segment, GST_FORMAT_TIME, pts);
+    stream_time = gst_segment_to_stream_time(&trans->segment, GST_FORMAT_TIME, pts);
+  }
+  gst_structure_set(s, "timestamp", G_TYPE_UINT64, static_cast<guint64>(pts), "running-time", G_TYPE_UINT64,
+                    static_cast<guint64>(running_time), "stream-time", G_TYPE_UINT64,
+                    static_cast<guint64>(stream_time), "x", G_TYPE_INT, target.region.x, "y", G_TYPE_INT,
+                    target.region.y, "width", G_TYPE_INT, target.region.width, "height", G_TYPE_INT,
+                    target.region.height, "roi-id", G_TYPE_INT, target.meta ? target.meta->id : -1, nullptr);
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
+}
+
+GstFlowReturn transform_frame_ip(GstVideoFilter *filter, GstVideoFrame *frame) {
+  auto *self = GST_CFF_CLASSIFY(filter);
+  auto &p = *self->priv;
+  try {
+    if (!p.engine) {
+      GST_ELEMENT_ERROR(self, CORE, STATE_CHANGE, ("No model loaded"), ("transform called before start"));
+      return GST_FLOW_ERROR;
+    }
+    GstBuffer *buffer = frame->buffer;
+    const int width = GST_VIDEO_FRAME_WIDTH(frame), height = GST_VIDEO_FRAME_HEIGHT(frame);
+
+    std::vector<Target> targets;
+    if (p.roi.load() == ROI_FRAME) {
+      targets.push_back({cff::gst::Region{0, 0, width, height}, nullptr});
+    } else {
+      gpointer state = nullptr;
+      GstMeta *meta;
+      while ((meta = gst_buffer_iterate_meta_filtered(buffer, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
+        auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta);
+        if (gst_video_region_of_interest_meta_get_param(roi, kParamName)) continue;  // already classified
+        const auto region = cff::gst::clamp_region(
+            cff::gst::Region{static_cast<int>(roi->x), static_cast<int>(roi->y), static_cast<int>(roi->w),
+                             static_cast<int>(roi->h)},
+            width, height);
+        if (region.width > 0 && region.height > 0) targets.push_back({region, roi});
+      }
+    }
+    if (targets.empty()) return GST_FLOW_OK;
+
+    // Run every `interval` frames; in between, reuse the last results if they fit these targets.
+    const guint interval = std::max(1u, p.interval.load());
+    const bool run = p.frame_count % interval == 0 || p.last_results.size() != targets.size();
+    ++p.frame_count;
+    if (run) {
+      const auto view = cff::gst::pixel_view(*frame);
+      const size_t per_image = static_cast<size_t>(p.layout.channels) * p.layout.height * p.layout.width;
+      p.input.resize(per_image * targets.size());
+      for (size_t i = 0; i < targets.size(); ++i) {
+        cff::gst::convert_region(view, targets[i].region, p.layout, p.input.data() + i * per_image);
+      }
+      p.last_results = p.engine->classify(p.input.data(), static_cast<int>(targets.size()), p.top_k.load());
+    }
+
+    const double threshold = effective_threshold(p);
+    const int message_mode = p.message.load();
+    const bool overlay = p.overlay.load();
+    for (size_t i = 0; i < targets.size(); ++i) {
+      const auto &target = targets[i];
+      const auto &result = p.last_results[i];
+      const bool ood = cff::is_out_of_distribution(result, threshold);
+      GstVideoRegionOfInterestMeta *meta = target.meta;
+      if (!meta) {
+        meta = gst_buffer_add_video_region_of_interest_meta(buffer, kRoiType, 0, 0, static_cast<guint>(width),
+                                                            static_cast<guint>(height));
+      }
+      gst_video_region_of_interest_meta_add_param(meta, result_structure(kParamName, *p.engine, result, threshold));
+      if (message_mode == MESSAGE_ALL || (message_mode == MESSAGE_OOD && ood)) {
+        post_message(self, buffer, target, *p.engine, result, threshold);
+      }
+      if (overlay) {
+        // The bar is half full at the threshold and grows with the energy above it.
+        const double reference = std::isfinite(threshold) ? threshold : 0.0;
+        const double fraction = result.non_finite ? 1.0 : 1.0 / (1.0 + std::exp(-(result.energy - reference)));
+        cff::gst::draw_overlay(*frame, target.region, cff::gst::OverlayMarks{overlay_text(result, ood), fraction, ood});
+      }
+    }
+    return GST_FLOW_OK;
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Classification failed: %s", e.what()), (nullptr));
+    return GST_FLOW_ERROR;
+  }
+}
+
+void set_property(GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec) {
+  auto *self = GST_CFF_CLASSIFY(object);
+  auto &p = *self->priv;
+  try {
+    switch (prop_id) {
+      case PROP_MODEL: {
+        const gchar *s = g_value_get_string(value);
+        GST_OBJECT_LOCK(self);
+        p.model_path = s ? s : "";
+        GST_OBJECT_UNLOCK(self);
+        break;
+      }
+      case PROP_DEVICE: {
+        const gchar *s = g_value_get_string(value);
+        GST_OBJECT_LOCK(self);
+        p.device = s ? s : "auto";
+        GST_OBJECT_UNLOCK(self);
+        break;
+      }
+      case PROP_THREADS:
+        GST_OBJECT_LOCK(self);
+        p.threads = g_value_get_int(value);
+        GST_OBJECT_UNLOCK(self);
+        break;
+      case PROP_OOD_THRESHOLD: p.ood_threshold = g_value_get_double(value); break;
+      case PROP_TOP_K: p.top_k = static_cast<int>(g_value_get_uint(value)); break;
+      case PROP_INTERVAL: p.interval = g_value_get_uint(value); break;
+      case PROP_OVERLAY: p.overlay = g_value_get_boolean(value); break;
+      case PROP_MESSAGE: p.message = g_value_get_enum(value); break;
+      case PROP_ROI: p.roi = g_value_get_enum(value); break;
+      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    }
+  } catch (const std::exception &e) {
+    GST_ERROR_OBJECT(self, "cannot set property %s: %s", pspec->name, e.what());
+  }
+}
+
+void get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
+  auto *self = GST_CFF_CLASSIFY(object);
+  auto &p = *self->priv;
+  switch (prop_id) {
+    case PROP_MODEL:
+      GST_OBJECT_LOCK(self);
+      g_value_set_string(value, p.model_path.empty() ? nullptr : p.model_path.c_str());
+      GST_OBJECT_UNLOCK(self);
+      break;
+    case PROP_DEVICE:
+      GST_OBJECT_LOCK(self);
+      g_value_set_string(value, p.device.c_str());
+      GST_OBJECT_UNLOCK(self);
+      break;
+    case PROP_THREADS:
+      GST_OBJECT_LOCK(self);
+      g_value_set_int(value, p.threads);
+      GST_OBJECT_UNLOCK(self);
+      break;
+    case PROP_OOD_THRESHOLD: g_value_set_double(value, p.ood_threshold.load()); break;
+    case PROP_TOP_K: g_value_set_uint(value, static_cast<guint>(p.top_k.load())); break;
+    case PROP_INTERVAL: g_value_set_uint(value, p.interval.load()); break;
+    case PROP_OVERLAY: g_value_set_boolean(value, p.overlay.load()); break;
+    case PROP_MESSAGE: g_value_set_enum(value, p.message.load()); break;
+    case PROP_ROI: g_value_set_enum(value, p.roi.load()); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+}
+
+void finalize(GObject *object) {
+  auto *self = GST_CFF_CLASSIFY(object);
+  delete self->priv;
+  self->priv = nullptr;
+  G_OBJECT_CLASS(gst_cff_classify_parent_class)->finalize(object);
+}
+
+}  // namespace
+
+static void gst_cff_classify_class_init(GstCffClassifyClass *klass) {
+  auto *gobject_class = G_OBJECT_CLASS(klass);
+  auto *element_class = GST_ELEMENT_CLASS(klass);
+  auto *trans_class = GST_BASE_TRANSFORM_CLASS(klass);
+  auto *filter_class = GST_VIDEO_FILTER_CLASS(klass);
+
+  GST_DEBUG_CATEGORY_INIT(gst_cff_classify_debug, "cffclassify", 0, "cff classifier");
+
+  gobject_class->set_property = set_property;
+  gobject_class->get_property = get_property;
+  gobject_class->finalize = finalize;
+
+  const auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+  const auto ready = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_READY);
+  const auto playing = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_PLAYING);
+  // NaN fails GLib's strict range validation (NaN != NaN), so the threshold validates laxly:
+  // without this, setting NaN back to "use the calibrated threshold" would be refused.
+  const auto lax = static_cast<GParamFlags>(playing | G_PARAM_LAX_VALIDATION);
+  g_object_class_install_property(
+      gobject_class, PROP_MODEL,
+      g_param_spec_string("model", "Model file", "Path of the cff model file to classify with (required)", nullptr,
+                          ready));
+  g_object_class_install_property(
+      gobject_class, PROP_DEVICE,
+      g_param_spec_string("device", "Device",
+                          "Where the model runs: auto (a CUDA GPU when available, else the CPU), cpu, cuda or cuda:N",
+                          "auto", ready));
+  g_object_class_install_property(
+      gobject_class, PROP_THREADS,
+      g_param_spec_int("threads", "Threads",
+                       "CPU threads for inference (0 = one per core). LibTorch's thread count is process-wide",
+                       0, 1024, 0, ready));
+  // A NaN default cannot pass g_param_spec_double's range check, so the pspec is made with 0 and
+  // its default set to NaN afterwards: gst-inspect then shows the real default.
+  GParamSpec *threshold = g_param_spec_double(
+      "ood-threshold", "OOD threshold",
+      "Free energy above which a result is flagged out of distribution; NaN (the default) uses the threshold "
+      "calibrated in the model file (no result is flagged if the file has none)",
+      -G_MAXDOUBLE, G_MAXDOUBLE, 0.0, lax);
+  G_PARAM_SPEC_DOUBLE(threshold)->default_value = std::numeric_limits<double>::quiet_NaN();
+  g_object_class_install_property(gobject_class, PROP_OOD_THRESHOLD, threshold);
+  g_object_class_install_property(
+      gobject_class, PROP_TOP_K,
+      g_param_spec_uint("top-k", "Top k", "How many of the most probable classes each result lists (at most the model's "
+                                          "number of classes)",
+                        1, 1000, kDefaultTopK, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_INTERVAL,
+      g_param_spec_uint("interval", "Interval",
+                        "Run the model on every Nth frame; frames in between carry the last results", 1, G_MAXINT,
+                        kDefaultInterval, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_OVERLAY,
+      g_param_spec_boolean("overlay", "Overlay",
+                           "Draw the label, probability and an energy bar (red when out of distribution) into the "
+                           "frame",
+                           FALSE, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_MESSAGE,
+      g_param_spec_enum("message", "Messages", "Which results to post as element messages named \"cffclassify\"",
+                        message_mode_get_type(), MESSAGE_NONE, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_ROI,
+      g_param_spec_enum("roi", "Regions", "What to classify: the whole frame, or each GstVideoRegionOfInterestMeta "
+                                          "attached upstream",
+                        roi_mode_get_type(), ROI_FRAME, ready));
+  gst_type_mark_as_plugin_api(message_mode_get_type(), static_cast<GstPluginAPIFlags>(0));
+  gst_type_mark_as_plugin_api(roi_mode_get_type(), static_cast<GstPluginAPIFlags>(0));
+
+  gst_element_class_set_static_metadata(
+      element_class, "CFF classifier", "Filter/Analyzer/Video",
+      "Classifies frames or upstream regions of interest with a Central Force Field model, attaches the label, "
+      "probabilities and free energy as a GstVideoRegionOfInterestMeta and flags out-of-distribution content",
+      "cff developers");
+
+  const std::string caps_string =
+      std::string("video/x-raw, format = (string) ") + cff::gst::supported_formats_caps() +
+      ", width = (int) [ 1, max ], height = (int) [ 1, max ], framerate = (fraction) [ 0/1, max ]";
+  GstCaps *caps = gst_caps_from_string(caps_string.c_str());
+  gst_element_class_add_pad_template(element_class, gst_pad_template_new("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
+  gst_element_class_add_pad_template(element_class, gst_pad_template_new("src", GST_PAD_SRC, GST_PAD_ALWAYS, caps));
+  gst_caps_unref(caps);
+
+  trans_class->start = start;
+  trans_class->stop = stop;
+  // Results are metas, so buffers must be writable: in place, never passthrough.
+  trans_class->passthrough_on_same_caps = FALSE;
+  trans_class->transform_ip_on_passthrough = FALSE;
+  filter_class->transform_frame_ip = transform_frame_ip;
+}
+
+static void gst_cff_classify_init(GstCffClassify *self) {
+  self->priv = new Private();
+  gst_base_transform_set_in_place(GST_BASE_TRANSFORM(self), TRUE);
+}

@@ -1,0 +1,411 @@
+// cffdenoise: properties, caps, buffers and metas. The tiling and the denoising are
+// cff::Engine::denoise (libcff: cff::denoise_tiled), the reading of pixels frame_convert.cpp.
+#include "gstcffdenoise.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gst/video/gstvideometa.h>
+#include <gst/video/video.h>
+
+#include "cff/engine.h"
+#include "frame_convert.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_cff_denoise_debug);
+#define GST_CAT_DEFAULT gst_cff_denoise_debug
+
+namespace {
+
+constexpr const char *kParamName = "cff/denoise";
+constexpr const char *kRoiType = "cff";
+constexpr const char *kMessageName = "cffdenoise";
+constexpr const char *kGreyFormats = "{ GRAY8, I420, NV12 }";
+constexpr const char *kColourFormats = "{ RGB, BGR, RGBx, BGRx }";
+constexpr double kDefaultSigma = 0.0;
+constexpr guint kDefaultSteps = 1;
+constexpr double kDefaultStrength = 1.0;
+
+enum {
+  PROP_0,
+  PROP_MODEL,
+  PROP_DEVICE,
+  PROP_THREADS,
+  PROP_SIGMA,
+  PROP_STEPS,
+  PROP_STRENGTH,
+  PROP_MESSAGE,
+};
+
+struct Private {
+  std::string model_path;
+  std::string device = "auto";
+  int threads = 0;
+  std::atomic<double> sigma{kDefaultSigma};
+  std::atomic<guint> steps{kDefaultSteps};
+  std::atomic<double> strength{kDefaultStrength};
+  std::atomic<bool> message{false};
+
+  std::shared_ptr<cff::Engine> engine;
+  std::vector<float> image, original;
+};
+
+bool format_fits(GstVideoFormat format, int channels) {
+  switch (format) {
+    case GST_VIDEO_FORMAT_GRAY8:
+    case GST_VIDEO_FORMAT_I420:
+    case GST_VIDEO_FORMAT_NV12: return channels == 1;
+    case GST_VIDEO_FORMAT_RGB:
+    case GST_VIDEO_FORMAT_BGR:
+    case GST_VIDEO_FORMAT_RGBx:
+    case GST_VIDEO_FORMAT_BGRx: return channels == 3;
+    default: return false;
+  }
+}
+
+GstCaps *caps_for(const char *formats) {
+  const std::string s = std::string("video/x-raw, format = (string) ") + formats +
+                        ", width = (int) [ 1, max ], height = (int) [ 1, max ], framerate = (fraction) [ 0/1, max ]";
+  return gst_caps_from_string(s.c_str());
+}
+
+double channel_value(const std::vector<double> &values, int c) {
+  return values.size() > static_cast<size_t>(c) ? values[static_cast<size_t>(c)] : values.at(0);
+}
+
+// Writes a model-space image back into the frame: p = 255 * (x * std + mean); the luma plane for
+// GRAY8/I420/NV12 (compressed back to 16-235 for limited-range YUV, the inverse of frame_convert's
+// expansion), the R, G, B components for packed RGB. Alpha/padding bytes and chroma are untouched.
+void write_back(GstVideoFrame &frame, const std::vector<float> &image, const cff::ModelInfo &info) {
+  const int width = GST_VIDEO_FRAME_WIDTH(&frame), height = GST_VIDEO_FRAME_HEIGHT(&frame);
+  const bool yuv = GST_VIDEO_INFO_IS_YUV(&frame.info);
+  const bool limited = yuv && frame.info.colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235;
+  for (int c = 0; c < info.channels; ++c) {
+    const double mean = channel_value(info.mean, c), sd = channel_value(info.std, c);
+    // Component c: Y for YUV and GRAY8, R/G/B for RGB formats (GStreamer's component order).
+    auto *data = static_cast<uint8_t *>(GST_VIDEO_FRAME_COMP_DATA(&frame, c));
+    const int stride = GST_VIDEO_FRAME_COMP_STRIDE(&frame, c), pixel_stride = GST_VIDEO_FRAME_COMP_PSTRIDE(&frame, c);
+    for (int y = 0; y < height; ++y) {
+      uint8_t *row = data + static_cast<ptrdiff_t>(y) * stride;
+      const float *in = image.data() + (static_cast<size_t>(c) * height + y) * width;
+      for (int x = 0; x < width; ++x) {
+        double p = std::isfinite(in[x]) ? 255.0 * (in[x] * sd + mean) : 0.0;
+        p = std::clamp(p, 0.0, 255.0);
+        if (limited) p = 16.0 + p * (219.0 / 255.0);
+        row[static_cast<ptrdiff_t>(x) * pixel_stride] = static_cast<uint8_t>(std::lround(p));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+struct _GstCffDenoise {
+  GstVideoFilter parent;
+  Private *priv;
+};
+
+G_DEFINE_TYPE(GstCffDenoise, gst_cff_denoise, GST_TYPE_VIDEO_FILTER);
+GST_ELEMENT_REGISTER_DEFINE(cffdenoise, "cffdenoise", GST_RANK_NONE, GST_TYPE_CFF_DENOISE);
+
+namespace {
+
+gboolean start(GstBaseTransform *trans) {
+  auto *self = GST_CFF_DENOISE(trans);
+  auto &p = *self->priv;
+  try {
+    GST_OBJECT_LOCK(self);
+    const std::string path = p.model_path, device = p.device;
+    const int threads = p.threads;
+    GST_OBJECT_UNLOCK(self);
+    if (path.empty()) {
+      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No model file set"),
+                        ("set the 'model' property to a cff model file"));
+      return FALSE;
+    }
+    if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) {
+      GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("Model file '%s' not found", path.c_str()), (nullptr));
+      return FALSE;
+    }
+    try {
+      p.engine = cff::Engine::acquire(path, device, threads);
+    } catch (const std::exception &e) {
+      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Cannot load model file '%s': %s", path.c_str(), e.what()),
+                        (nullptr));
+      return FALSE;
+    }
+    const auto &info = p.engine->info();
+    if (info.channels != 1 && info.channels != 3) {
+      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                        ("Model file '%s' takes %d channels; cffdenoise handles 1 or 3", path.c_str(), info.channels),
+                        (nullptr));
+      p.engine.reset();
+      return FALSE;
+    }
+    GST_INFO_OBJECT(self, "model %s: %dx%dx%d on %s", path.c_str(), info.channels, info.height, info.width,
+                    info.device.c_str());
+    return TRUE;
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("%s", e.what()), (nullptr));
+    p.engine.reset();
+    return FALSE;
+  }
+}
+
+gboolean stop(GstBaseTransform *trans) {
+  auto *self = GST_CFF_DENOISE(trans);
+  auto &p = *self->priv;
+  try {
+    p.engine.reset();
+    p.image = {};
+    p.original = {};
+    return TRUE;
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, LIBRARY, SHUTDOWN, ("%s", e.what()), (nullptr));
+    return FALSE;
+  }
+}
+
+// Once a model is loaded, only the formats it can denoise are offered (any size).
+GstCaps *transform_caps(GstBaseTransform *trans, GstPadDirection, GstCaps *caps, GstCaps *filter) {
+  auto *self = GST_CFF_DENOISE(trans);
+  auto &p = *self->priv;
+  GstCaps *result = gst_caps_copy(caps);
+  try {
+    if (p.engine) {
+      GstCaps *allowed = caps_for(p.engine->info().channels == 1 ? kGreyFormats : kColourFormats);
+      GstCaps *narrowed = gst_caps_intersect(result, allowed);
+      gst_caps_unref(allowed);
+      gst_caps_unref(result);
+      result = narrowed;
+    }
+  } catch (const std::exception &e) {
+    GST_WARNING_OBJECT(self, "transform_caps: %s", e.what());
+  }
+  if (filter) {
+    GstCaps *intersection = gst_caps_intersect_full(filter, result, GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref(result);
+    result = intersection;
+  }
+  return result;
+}
+
+gboolean set_info(GstVideoFilter *filter, GstCaps *, GstVideoInfo *in_info, GstCaps *, GstVideoInfo *) {
+  auto *self = GST_CFF_DENOISE(filter);
+  auto &p = *self->priv;
+  if (!p.engine) return TRUE;  // checked again per frame
+  if (!format_fits(GST_VIDEO_INFO_FORMAT(in_info), p.engine->info().channels)) {
+    GST_WARNING_OBJECT(self, "format %s does not suit a %d-channel model",
+                       gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(in_info)), p.engine->info().channels);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+GstFlowReturn transform_frame_ip(GstVideoFilter *filter, GstVideoFrame *frame) {
+  auto *self = GST_CFF_DENOISE(filter);
+  auto &p = *self->priv;
+  try {
+    if (!p.engine) {
+      GST_ELEMENT_ERROR(self, CORE, STATE_CHANGE, ("No model loaded"), ("transform called before start"));
+      return GST_FLOW_ERROR;
+    }
+    const auto &info = p.engine->info();
+    if (!format_fits(GST_VIDEO_FRAME_FORMAT(frame), info.channels)) {
+      GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                        ("Format %s does not suit a %d-channel model",
+                         gst_video_format_to_string(GST_VIDEO_FRAME_FORMAT(frame)), info.channels),
+                        (nullptr));
+      return GST_FLOW_NOT_NEGOTIATED;
+    }
+    const int width = GST_VIDEO_FRAME_WIDTH(frame), height = GST_VIDEO_FRAME_HEIGHT(frame);
+    // The frame at its own size in model units (convert_region at 1:1 scale copies and normalises).
+    const cff::gst::InputLayout layout{info.channels, height, width, info.mean, info.std};
+    p.image.resize(static_cast<size_t>(info.channels) * height * width);
+    cff::gst::convert_region(cff::gst::pixel_view(*frame), cff::gst::Region{0, 0, width, height}, layout,
+                             p.image.data());
+
+    const double sigma_pixels = p.sigma.load();
+    const double strength = p.strength.load();
+    const guint steps = p.steps.load();
+    const double pixel_to_model = 1.0 / (255.0 * channel_value(info.std, 0));
+    cff::Engine::DenoiseOptions options;
+    options.sigma = sigma_pixels > 0.0 ? sigma_pixels * pixel_to_model : -1.0;
+    options.steps = static_cast<int>(steps);
+    if (strength < 1.0) p.original = p.image;
+    const double used = p.engine->denoise(p.image.data(), height, width, options);
+    if (strength < 1.0) {
+      for (size_t i = 0; i < p.image.size(); ++i) {
+        p.image[i] = static_cast<float>(p.original[i] + strength * (p.image[i] - p.original[i]));
+      }
+    }
+    if (strength > 0.0 && used > 0.0) write_back(*frame, p.image, info);
+
+    const double used_pixels = std::max(0.0, used) / pixel_to_model;
+    auto make_structure = [&](const char *name) {
+      return gst_structure_new(name, "sigma", G_TYPE_DOUBLE, used_pixels, "estimated", G_TYPE_BOOLEAN,
+                               static_cast<gboolean>(sigma_pixels <= 0.0), "steps", G_TYPE_INT,
+                               static_cast<int>(steps), "strength", G_TYPE_DOUBLE, strength, nullptr);
+    };
+    GstVideoRegionOfInterestMeta *meta = gst_buffer_add_video_region_of_interest_meta(
+        frame->buffer, kRoiType, 0, 0, static_cast<guint>(width), static_cast<guint>(height));
+    gst_video_region_of_interest_meta_add_param(meta, make_structure(kParamName));
+    if (p.message.load()) {
+      GstStructure *s = make_structure(kMessageName);
+      gst_structure_set(s, "timestamp", G_TYPE_UINT64, static_cast<guint64>(GST_BUFFER_PTS(frame->buffer)), nullptr);
+      gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
+    }
+    return GST_FLOW_OK;
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Denoising failed: %s", e.what()), (nullptr));
+    return GST_FLOW_ERROR;
+  }
+}
+
+void set_property(GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec) {
+  auto *self = GST_CFF_DENOISE(object);
+  auto &p = *self->priv;
+  try {
+    switch (prop_id) {
+      case PROP_MODEL: {
+        const gchar *s = g_value_get_string(value);
+        GST_OBJECT_LOCK(self);
+        p.model_path = s ? s : "";
+        GST_OBJECT_UNLOCK(self);
+        break;
+      }
+      case PROP_DEVICE: {
+        const gchar *s = g_value_get_string(value);
+        GST_OBJECT_LOCK(self);
+        p.device = s ? s : "auto";
+        GST_OBJECT_UNLOCK(self);
+        break;
+      }
+      case PROP_THREADS:
+        GST_OBJECT_LOCK(self);
+        p.threads = g_value_get_int(value);
+        GST_OBJECT_UNLOCK(self);
+        break;
+      case PROP_SIGMA: p.sigma = g_value_get_double(value); break;
+      case PROP_STEPS: p.steps = g_value_get_uint(value); break;
+      case PROP_STRENGTH: p.strength = g_value_get_double(value); break;
+      case PROP_MESSAGE: p.message = g_value_get_boolean(value); break;
+      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    }
+  } catch (const std::exception &e) {
+    GST_ERROR_OBJECT(self, "cannot set property %s: %s", pspec->name, e.what());
+  }
+}
+
+void get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
+  auto *self = GST_CFF_DENOISE(object);
+  auto &p = *self->priv;
+  switch (prop_id) {
+    case PROP_MODEL:
+      GST_OBJECT_LOCK(self);
+      g_value_set_string(value, p.model_path.empty() ? nullptr : p.model_path.c_str());
+      GST_OBJECT_UNLOCK(self);
+      break;
+    case PROP_DEVICE:
+      GST_OBJECT_LOCK(self);
+      g_value_set_string(value, p.device.c_str());
+      GST_OBJECT_UNLOCK(self);
+      break;
+    case PROP_THREADS:
+      GST_OBJECT_LOCK(self);
+      g_value_set_int(value, p.threads);
+      GST_OBJECT_UNLOCK(self);
+      break;
+    case PROP_SIGMA: g_value_set_double(value, p.sigma.load()); break;
+    case PROP_STEPS: g_value_set_uint(value, p.steps.load()); break;
+    case PROP_STRENGTH: g_value_set_double(value, p.strength.load()); break;
+    case PROP_MESSAGE: g_value_set_boolean(value, p.message.load()); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+}
+
+void finalize(GObject *object) {
+  auto *self = GST_CFF_DENOISE(object);
+  delete self->priv;
+  self->priv = nullptr;
+  G_OBJECT_CLASS(gst_cff_denoise_parent_class)->finalize(object);
+}
+
+}  // namespace
+
+static void gst_cff_denoise_class_init(GstCffDenoiseClass *klass) {
+  auto *gobject_class = G_OBJECT_CLASS(klass);
+  auto *element_class = GST_ELEMENT_CLASS(klass);
+  auto *trans_class = GST_BASE_TRANSFORM_CLASS(klass);
+  auto *filter_class = GST_VIDEO_FILTER_CLASS(klass);
+
+  GST_DEBUG_CATEGORY_INIT(gst_cff_denoise_debug, "cffdenoise", 0, "cff denoiser");
+
+  gobject_class->set_property = set_property;
+  gobject_class->get_property = get_property;
+  gobject_class->finalize = finalize;
+
+  const auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+  const auto ready = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_READY);
+  const auto playing = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_PLAYING);
+  g_object_class_install_property(
+      gobject_class, PROP_MODEL,
+      g_param_spec_string("model", "Model file", "Path of the cff model file to denoise with (required)", nullptr,
+                          ready));
+  g_object_class_install_property(
+      gobject_class, PROP_DEVICE,
+      g_param_spec_string("device", "Device",
+                          "Where the model runs: auto (a CUDA GPU when available, else the CPU), cpu, cuda or cuda:N",
+                          "auto", ready));
+  g_object_class_install_property(
+      gobject_class, PROP_THREADS,
+      g_param_spec_int("threads", "Threads",
+                       "CPU threads for inference (0 = one per core). LibTorch's thread count is process-wide", 0,
+                       1024, 0, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_SIGMA,
+      g_param_spec_double("sigma", "Sigma",
+                          "Standard deviation of the noise in pixel units (0-255); 0 = estimate it on every frame "
+                          "(the estimate is in the meta)",
+                          0.0, 255.0, kDefaultSigma, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_STEPS,
+      g_param_spec_uint("steps", "Steps", "Sampler steps from the frame's noise level down to 0 (1 = one-shot)", 1,
+                        1000, kDefaultSteps, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_STRENGTH,
+      g_param_spec_double("strength", "Strength", "Blend of the denoised frame with the input: 0 = input, 1 = denoised",
+                          0.0, 1.0, kDefaultStrength, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_MESSAGE,
+      g_param_spec_boolean("message", "Message",
+                           "Post an element message named \"cffdenoise\" with the noise level of every frame", FALSE,
+                           playing));
+
+  gst_element_class_set_static_metadata(
+      element_class, "CFF denoiser", "Filter/Effect/Video",
+      "Removes Gaussian noise from frames of any size with a Central Force Field model (tiled, blended), and reports "
+      "the noise level as a GstVideoRegionOfInterestMeta",
+      "cff developers");
+
+  GstCaps *caps = caps_for("{ GRAY8, I420, NV12, RGB, BGR, RGBx, BGRx }");
+  gst_element_class_add_pad_template(element_class, gst_pad_template_new("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
+  gst_element_class_add_pad_template(element_class, gst_pad_template_new("src", GST_PAD_SRC, GST_PAD_ALWAYS, caps));
+  gst_caps_unref(caps);
+
+  trans_class->start = start;
+  trans_class->stop = stop;
+  trans_class->transform_caps = transform_caps;
+  trans_class->passthrough_on_same_caps = FALSE;
+  trans_class->transform_ip_on_passthrough = FALSE;
+  filter_class->set_info = set_info;
+  filter_class->transform_frame_ip = transform_frame_ip;
+}
+
+static void gst_cff_denoise_init(GstCffDenoise *self) {
+  self->priv = new Private();
+  gst_base_transform_set_in_place(GST_BASE_TRANSFORM(self), TRUE);
+}

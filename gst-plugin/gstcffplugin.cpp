@@ -1,0 +1,17 @@
+// The "cff" GStreamer plugin: Central Force Field elements.
+#include <gst/gst.h>
+
+#include "gstcffclassify.h"
+#include "gstcffdenoise.h"
+#include "gstcffgenerate.h"
+
+static gboolean plugin_init(GstPlugin *plugin) {
+  gboolean ok = GST_ELEMENT_REGISTER(cffclassify, plugin);
+  ok = GST_ELEMENT_REGISTER(cffgenerate, plugin) && ok;
+  ok = GST_ELEMENT_REGISTER(cffdenoise, plugin) && ok;
+  return ok;
+}
+
+GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, cff,
+                  "Central Force Field vision: classification with out-of-distribution flags, generation, denoising", plugin_init,
+                  CFF_VERSION, "MIT", "cff", "https://github.com/cff")
