@@ -63,4 +63,5 @@ TEST(Device, SetsThreads) {
   EXPECT_EQ(at::get_num_threads(), 1);
   set_threads(2);
   EXPECT_EQ(at::get_num_threads(), 2);
+  set_threads(1);  // the other suites run beside this one
 }
