@@ -13,6 +13,7 @@
 #include <gst/video/video.h>
 
 #include "cff/engine.h"
+#include "element_common.h"
 #include "frame_convert.h"
 #include "overlay.h"
 
@@ -405,20 +406,7 @@ static void gst_cff_classify_class_init(GstCffClassifyClass *klass) {
   // NaN fails GLib's strict range validation (NaN != NaN), so the threshold validates laxly:
   // without this, setting NaN back to "use the calibrated threshold" would be refused.
   const auto lax = static_cast<GParamFlags>(playing | G_PARAM_LAX_VALIDATION);
-  g_object_class_install_property(
-      gobject_class, PROP_MODEL,
-      g_param_spec_string("model", "Model file", "Path of the cff model file to classify with (required)", nullptr,
-                          ready));
-  g_object_class_install_property(
-      gobject_class, PROP_DEVICE,
-      g_param_spec_string("device", "Device",
-                          "Where the model runs: auto (a CUDA GPU when available, else the CPU), cpu, cuda or cuda:N",
-                          "auto", ready));
-  g_object_class_install_property(
-      gobject_class, PROP_THREADS,
-      g_param_spec_int("threads", "Threads",
-                       "CPU threads for inference (0 = one per core). LibTorch's thread count is process-wide",
-                       0, 1024, 0, ready));
+  cff_install_model_properties(gobject_class, PROP_MODEL, "Path of the cff model file to classify with (required)");
   // A NaN default cannot pass g_param_spec_double's range check, so the pspec is made with 0 and
   // its default set to NaN afterwards: gst-inspect then shows the real default.
   GParamSpec *threshold = g_param_spec_double(

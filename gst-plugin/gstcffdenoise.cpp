@@ -13,6 +13,7 @@
 #include <gst/video/video.h>
 
 #include "cff/engine.h"
+#include "element_common.h"
 #include "frame_convert.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_cff_denoise_debug);
@@ -349,22 +350,8 @@ static void gst_cff_denoise_class_init(GstCffDenoiseClass *klass) {
   gobject_class->finalize = finalize;
 
   const auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
-  const auto ready = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_READY);
   const auto playing = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_PLAYING);
-  g_object_class_install_property(
-      gobject_class, PROP_MODEL,
-      g_param_spec_string("model", "Model file", "Path of the cff model file to denoise with (required)", nullptr,
-                          ready));
-  g_object_class_install_property(
-      gobject_class, PROP_DEVICE,
-      g_param_spec_string("device", "Device",
-                          "Where the model runs: auto (a CUDA GPU when available, else the CPU), cpu, cuda or cuda:N",
-                          "auto", ready));
-  g_object_class_install_property(
-      gobject_class, PROP_THREADS,
-      g_param_spec_int("threads", "Threads",
-                       "CPU threads for inference (0 = one per core). LibTorch's thread count is process-wide", 0,
-                       1024, 0, ready));
+  cff_install_model_properties(gobject_class, PROP_MODEL, "Path of the cff model file to denoise with (required)");
   g_object_class_install_property(
       gobject_class, PROP_SIGMA,
       g_param_spec_double("sigma", "Sigma",
