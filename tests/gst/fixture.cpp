@@ -10,6 +10,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gst/gst.h>
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "cff/cff.h"
@@ -179,5 +180,20 @@ void ensure_gst() {
 }
 
 std::string temporary_path(const std::string &name) { return test_model().directory + "/" + name; }
+
+void cycle_states(const std::string &pipeline_description, int cycles) {
+  GstElement *pipeline = gst_parse_launch(pipeline_description.c_str(), nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  for (int i = 0; i < cycles; ++i) {
+    ASSERT_NE(gst_element_set_state(pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE) << "cycle " << i;
+    ASSERT_EQ(gst_element_get_state(pipeline, nullptr, nullptr, 20 * GST_SECOND), GST_STATE_CHANGE_SUCCESS)
+        << "cycle " << i;
+    ASSERT_EQ(gst_element_set_state(pipeline, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS) << "cycle " << i;
+  }
+  GstBus *bus = gst_element_get_bus(pipeline);
+  EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR), nullptr);
+  gst_object_unref(bus);
+  gst_object_unref(pipeline);
+}
 
 }  // namespace cff_gst_test

@@ -40,6 +40,10 @@ const std::string &colour_model_path();
 // gst_init, once.
 void ensure_gst();
 
+// Builds the pipeline and takes it NULL -> PLAYING -> NULL `cycles` times; every change must succeed
+// and no error may reach the bus. Records failures with GoogleTest assertions.
+void cycle_states(const std::string &pipeline_description, int cycles);
+
 // A fresh path inside the test model's temporary folder.
 std::string temporary_path(const std::string &name);
 

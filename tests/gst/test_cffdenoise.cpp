@@ -442,16 +442,5 @@ TEST(CffDenoise, StateCyclingNullPlayingNull_n) {
   cff_gst_test::ensure_gst();
   const std::string text = "videotestsrc ! video/x-raw,format=GRAY8,width=40,height=30 ! cffdenoise device=cpu model=\"" +
                            test_model().path + "\" ! fakesink sync=false";
-  GstElement *pipeline = gst_parse_launch(text.c_str(), nullptr);
-  ASSERT_NE(pipeline, nullptr);
-  for (int i = 0; i < 10; ++i) {
-    ASSERT_NE(gst_element_set_state(pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE) << "cycle " << i;
-    ASSERT_EQ(gst_element_get_state(pipeline, nullptr, nullptr, 20 * GST_SECOND), GST_STATE_CHANGE_SUCCESS)
-        << "cycle " << i;
-    ASSERT_EQ(gst_element_set_state(pipeline, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS) << "cycle " << i;
-  }
-  GstBus *bus = gst_element_get_bus(pipeline);
-  EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR), nullptr);
-  gst_object_unref(bus);
-  gst_object_unref(pipeline);
+  cff_gst_test::cycle_states(text, 10);
 }
