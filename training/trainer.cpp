@@ -125,6 +125,8 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   const std::string stored_options(reinterpret_cast<const char *>(stored.data_ptr<uint8_t>()), stored.numel());
   // The options that shape the result must match, or "resume" would silently train something else.
   auto a = nlohmann::json::parse(stored_options), b = options_json;
+  // Checkpoints from before --force-fraction existed trained every image of the batch with the force.
+  if (!a.contains("force_fraction")) a["force_fraction"] = 1.0;
   for (const char *volatile_key : {"epochs", "threads", "device", "progress_seconds", "resume", "stop_after", "command_line",
                                    "export_path", "eval_every", "samples_every"}) {
     a.erase(volatile_key);
@@ -144,7 +146,7 @@ nlohmann::json options_to_json(const TrainOptions &o) {
           {"network", o.network.to_json()}, {"epochs", o.epochs}, {"batch", o.batch},
           {"lr", o.lr},               {"weight_decay", o.weight_decay}, {"warmup", o.warmup},
           {"ema", o.ema},             {"beta", o.loss.beta},        {"gamma", o.loss.gamma},
-          {"p_uncond", o.loss.p_uncond}, {"augment", o.augment},   {"seed", o.seed},
+          {"p_uncond", o.loss.p_uncond}, {"force_fraction", o.loss.force_fraction}, {"augment", o.augment},   {"seed", o.seed},
           {"threads", o.threads},     {"device", o.device},         {"limit", o.limit},
           {"holdout", o.holdout},     {"eval_every", o.eval_every}, {"eval_limit", o.eval_limit},
           {"ood_sets", o.ood_sets},   {"samples_every", o.samples_every}, {"sample_steps", o.sample_steps},
@@ -160,6 +162,9 @@ nlohmann::json train(const TrainOptions &opt_in) {
   TrainOptions opt = opt_in;
   if (opt.objective != "cff" && opt.objective != "ce") throw std::runtime_error("objective must be cff or ce, got '" + opt.objective + "'");
   if (opt.epochs < 1 || opt.batch < 1) throw std::runtime_error("epochs and batch must be >= 1");
+  if (!(opt.loss.force_fraction > 0.0 && opt.loss.force_fraction <= 1.0)) {
+    throw std::runtime_error("force-fraction must be in (0, 1], got " + std::to_string(opt.loss.force_fraction));
+  }
   if (opt.augment != "none" && opt.augment != "flip" && opt.augment != "crop" && opt.augment != "flip+crop") {
     throw std::runtime_error("augment must be none, flip, crop or flip+crop, got '" + opt.augment + "'");
   }

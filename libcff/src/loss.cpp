@@ -1,6 +1,8 @@
 #include "cff/loss.h"
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 #include <stdexcept>
 
 #include <torch/nn/functional/loss.h>
@@ -11,13 +13,17 @@ CffLossTerms cff_loss(const LogitsFunction &f, const torch::Tensor &x0, const to
                       const CosineSchedule &schedule, const CffLossOptions &options,
                       c10::optional<at::Generator> generator) {
   if (x0.dim() != 4) throw std::invalid_argument("cff_loss: expected images [N, C, H, W]");
-  const int64_t n = x0.size(0);
+  if (!(options.force_fraction > 0.0 && options.force_fraction <= 1.0)) {
+    throw std::invalid_argument("cff_loss: force_fraction must be in (0, 1], got " + std::to_string(options.force_fraction));
+  }
+  const int64_t batch = x0.size(0);
+  const int64_t n = std::clamp<int64_t>(std::llround(options.force_fraction * static_cast<double>(batch)), 1, batch);
   const double d = static_cast<double>(x0[0].numel());
   const auto cpu = torch::TensorOptions().dtype(torch::kFloat32);
 
   // All random draws on the CPU from one generator: a seed gives the same batch on every device.
   auto t = torch::randint(1, schedule.steps() + 1, {n}, generator, cpu.dtype(torch::kLong));
-  auto eps = torch::randn(x0.sizes(), generator, cpu);
+  auto eps = torch::randn({n, x0.size(1), x0.size(2), x0.size(3)}, generator, cpu);
   auto uncond = torch::rand({n}, generator, cpu) < options.p_uncond;
 
   std::vector<float> alpha(n);
@@ -26,25 +32,26 @@ CffLossTerms cff_loss(const LogitsFunction &f, const torch::Tensor &x0, const to
   auto alpha_bar = torch::from_blob(alpha.data(), {n, 1, 1, 1}, cpu).clone().to(x0.device());
   eps = eps.to(x0.device());
   uncond = uncond.to(x0.device());
-  auto x_t = alpha_bar.sqrt() * x0 + (1.0 - alpha_bar).sqrt() * eps;
+  auto x_t = alpha_bar.sqrt() * x0.narrow(0, 0, n) + (1.0 - alpha_bar).sqrt() * eps;
 
   CffLossTerms terms;
   auto logits_clean = f(x0);
   terms.ce_clean = torch::nn::functional::cross_entropy(logits_clean, y);
   terms.logits_clean = logits_clean.detach();
+  const auto y_noisy = y.narrow(0, 0, n);
 
   // One forward on x_t gives both the noisy logits and (through its input gradient) the force.
   // Per sample, the potential is LSE (unconditional, with probability p_uncond) or f_y.
   auto input = x_t.detach().requires_grad_(true);
   auto logits_noisy = f(input);
   auto lse = torch::logsumexp(logits_noisy, 1);
-  auto f_y = logits_noisy.gather(1, y.view({-1, 1})).squeeze(1);
+  auto f_y = logits_noisy.gather(1, y_noisy.view({-1, 1})).squeeze(1);
   auto potential = torch::where(uncond, lse, f_y).sum();
   auto grad = torch::autograd::grad({potential}, {input}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
   auto norm = grad.flatten(1).norm(2, 1).clamp_min(1e-12).view({-1, 1, 1, 1});
   auto eps_hat = -std::sqrt(d) * grad / norm;
   terms.force = (eps_hat - eps).pow(2).flatten(1).sum(1).mean() / d;
-  terms.ce_noisy = torch::nn::functional::cross_entropy(logits_noisy, y);
+  terms.ce_noisy = torch::nn::functional::cross_entropy(logits_noisy, y_noisy);
   terms.total = terms.ce_clean + options.beta * terms.force;
   if (options.gamma != 0.0) terms.total = terms.total + options.gamma * terms.ce_noisy;
   terms.ce_noisy = terms.ce_noisy.detach();

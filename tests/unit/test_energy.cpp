@@ -140,3 +140,27 @@ TEST(Network, ConfigRoundTripsAndRejectsBadValues) {
   bad.erase("widths");
   EXPECT_THROW(NetworkConfig::from_json(bad), std::invalid_argument);
 }
+
+TEST(Loss, ForceFractionNoisesAPrefixOfTheBatch) {
+  DoubleNet d;
+  torch::manual_seed(3);
+  auto x = torch::rand({8, 1, 6, 6}, torch::kDouble) * 2 - 1;
+  auto y = torch::tensor({0, 1, 2, 0, 1, 2, 0, 1}, torch::kLong);
+  const CosineSchedule schedule;
+  CffLossOptions half;
+  half.force_fraction = 0.5;
+  auto g1 = at::make_generator<at::CPUGeneratorImpl>(11);
+  auto g2 = at::make_generator<at::CPUGeneratorImpl>(11);
+  // Half of a batch of 8 is the same draw, on the same images, as all of its first 4.
+  auto part = cff_loss(d.f, x, y, schedule, half, g1);
+  auto prefix = cff_loss(d.f, x.narrow(0, 0, 4), y.narrow(0, 0, 4), schedule, CffLossOptions{}, g2);
+  EXPECT_NEAR(part.force.item<double>(), prefix.force.item<double>(), 1e-12);
+  EXPECT_NEAR(part.ce_noisy.item<double>(), prefix.ce_noisy.item<double>(), 1e-12);
+  EXPECT_EQ(part.logits_clean.size(0), 8);  // the clean CE still sees the whole batch
+  EXPECT_GT(std::abs(part.ce_clean.item<double>() - prefix.ce_clean.item<double>()), 1e-9);
+  for (double bad : {0.0, -0.5, 1.5, std::nan("")}) {
+    CffLossOptions o;
+    o.force_fraction = bad;
+    EXPECT_THROW(cff_loss(d.f, x, y, schedule, o), std::invalid_argument) << bad;
+  }
+}
