@@ -10,8 +10,10 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   libopencv-dev
-  dataset-fashion-mnist
+  dataset-fashion-mnist opencv-doc
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav
   valgrind
+  python3-gst-1.0 gstreamer1.0-python3-plugin-loader python3-torch python3-numpy
 )
 
 missing=()
