@@ -292,8 +292,16 @@ GstFlowReturn transform_frame_ip(GstVideoFilter *filter, GstVideoFrame *frame) {
       const bool ood = cff::is_out_of_distribution(result, threshold);
       GstVideoRegionOfInterestMeta *meta = target.meta;
       if (!meta) {
+        // Our whole-frame meta gets an id that no ROI meta already on the buffer has (cffgenerate's, say),
+        // so readers can fetch it with gst_buffer_get_video_region_of_interest_meta_id.
+        gint id = 0;
+        gpointer state = nullptr;
+        while (GstMeta *m = gst_buffer_iterate_meta_filtered(buffer, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+          id = std::max(id, reinterpret_cast<GstVideoRegionOfInterestMeta *>(m)->id + 1);
+        }
         meta = gst_buffer_add_video_region_of_interest_meta(buffer, kRoiType, 0, 0, static_cast<guint>(width),
                                                             static_cast<guint>(height));
+        meta->id = id;
       }
       gst_video_region_of_interest_meta_add_param(meta, result_structure(kParamName, *p.engine, result, threshold));
       if (message_mode == MESSAGE_ALL || (message_mode == MESSAGE_OOD && ood)) {

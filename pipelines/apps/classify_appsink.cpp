@@ -142,10 +142,14 @@ int main(int argc, char **argv) {
   GstSample *sample;
   while ((sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) != NULL) {
     GstBuffer *buffer = gst_sample_get_buffer(sample);
-    GstVideoRegionOfInterestMeta *roi = gst_buffer_get_video_region_of_interest_meta_id(buffer, 0);
-    /* cffclassify numbers whole-frame metas from 0; fall back to the first ROI meta of any id. */
-    if (roi == NULL) roi = (GstVideoRegionOfInterestMeta *)gst_buffer_get_meta(buffer, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE);
-    GstStructure *s = roi ? gst_video_region_of_interest_meta_get_param(roi, "cff/classification") : NULL;
+    /* A buffer may carry several region metas (cffgenerate adds one too): take the one with our result. */
+    GstStructure *s = NULL;
+    gpointer state = NULL;
+    GstMeta *meta;
+    while (s == NULL &&
+           (meta = gst_buffer_iterate_meta_filtered(buffer, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) != NULL) {
+      s = gst_video_region_of_interest_meta_get_param((GstVideoRegionOfInterestMeta *)meta, "cff/classification");
+    }
     if (s != NULL) {
       const gchar *label = gst_structure_get_string(s, "label");
       gint class_id = -1;

@@ -31,6 +31,21 @@ def read_truth(path):
     return [(row["kind"] == "in", int(row["label"])) for row in rows]
 
 
+def classification(buffer):
+    """The "cff/classification" structure of the buffer's region metas, or None.
+
+    PyGObject cannot iterate a buffer's metas, so look them up by id: cffclassify gives its whole-frame
+    meta an id no other region meta on the buffer has (0 when it is the only one).
+    """
+    n = buffer.get_n_meta(GstVideo.VideoRegionOfInterestMeta.get_info().api)
+    for meta_id in range(n + 1):
+        meta = GstVideo.buffer_get_video_region_of_interest_meta_id(buffer, meta_id)
+        s = meta.get_param("cff/classification") if meta is not None else None
+        if s is not None:
+            return s
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description="Print cffclassify's per-frame results read from an appsink.")
     parser.add_argument("clip", help="video file to classify")
@@ -78,8 +93,7 @@ def main():
         if sample is None:
             break
         buffer = sample.get_buffer()
-        meta = GstVideo.buffer_get_video_region_of_interest_meta_id(buffer, 0)
-        s = meta.get_param("cff/classification") if meta is not None else None
+        s = classification(buffer)
         if s is not None:
             with_result += 1
             label = s.get_string("label")

@@ -469,6 +469,37 @@ TEST(CffClassify, PipelineWithAppsink) {
   gst_object_unref(pipeline);
 }
 
+// Behind cffgenerate (which attaches a region meta with id 0 of its own), cffclassify's whole-frame meta
+// gets the next free id, so it can still be fetched by id, and the generator's meta is left as it was.
+TEST(CffClassify, MetaIdFollowsUpstreamRegionMetas) {
+  cff_gst_test::ensure_gst();
+  const auto &m = test_model();
+  const std::string description = "cffgenerate model=\"" + m.path + "\" steps=2 num-buffers=2 ! cffclassify model=\"" +
+                                  m.path + "\" ! appsink name=sink sync=false";
+  GError *error = nullptr;
+  GstElement *pipeline = gst_parse_launch(description.c_str(), &error);
+  ASSERT_EQ(error, nullptr) << error->message;
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  int frames = 0;
+  while (GstSample *sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 60 * GST_SECOND)) {
+    GstBuffer *buffer = gst_sample_get_buffer(sample);
+    EXPECT_EQ(gst_buffer_get_n_meta(buffer, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE), 2u);
+    GstVideoRegionOfInterestMeta *first = gst_buffer_get_video_region_of_interest_meta_id(buffer, 0);
+    GstVideoRegionOfInterestMeta *second = gst_buffer_get_video_region_of_interest_meta_id(buffer, 1);
+    ASSERT_NE(first, nullptr);
+    ASSERT_NE(second, nullptr);
+    EXPECT_EQ(gst_video_region_of_interest_meta_get_param(first, "cff/classification"), nullptr);
+    EXPECT_NE(gst_video_region_of_interest_meta_get_param(second, "cff/classification"), nullptr);
+    gst_sample_unref(sample);
+    ++frames;
+  }
+  EXPECT_EQ(frames, 2);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+}
+
 TEST(CffClassify, NoModel_n) {
   auto result = start_pipeline("");
   EXPECT_NE(result.message.find("No model"), std::string::npos) << result.message;
