@@ -11,6 +11,9 @@
 #include "datasets.h"
 #include "evaluation.h"
 #include "png.h"
+#ifdef CFF_HAVE_PLOT
+#include "plot.h"
+#endif
 
 namespace {
 
@@ -66,13 +69,30 @@ int main(int argc, char **argv) {
     auto in_u = cff::free_energy(logits);
     std::printf("   %-22s mean U %7.3f   flagged %5.1f%%\n", "fashion-mnist test", in_u.mean().item<double>(),
                 100 * in_u.gt(threshold).to(torch::kDouble).mean().item<double>());
+#ifdef CFF_HAVE_PLOT
+    std::vector<cff::plot::HistogramSeries> histograms = {
+        {"fashion-mnist test", cff::to_vector(in_u), cff::plot::palette(0)}};
+#endif
     for (const char *set : {"uniform", "gaussian", "inverted", "vflip"}) {
       auto out_logits = cff::data::batched_logits(f, cff::data::make_ood_set(set, x, 1000, 7), device);
       auto out_u = cff::free_energy(out_logits);
+#ifdef CFF_HAVE_PLOT
+      histograms.push_back({set, cff::to_vector(out_u), cff::plot::palette(histograms.size())});
+#endif
       const auto scores = cff::data::score_ood(logits.slice(0, 0, 1000), out_logits);
       std::printf("   %-22s mean U %7.3f   flagged %5.1f%%   AUROC %.3f\n", set, out_u.mean().item<double>(),
                   100 * out_u.gt(threshold).to(torch::kDouble).mean().item<double>(), scores.energy_auroc);
     }
+
+#ifdef CFF_HAVE_PLOT
+    std::optional<cff::plot::Marker> marker;
+    if (std::isfinite(threshold)) marker = cff::plot::Marker{threshold, "threshold"};
+    cff::plot::write_png(out_dir + "/ood.png",
+                         cff::plot::histogram_chart("Free energy U(x): Fashion-MNIST test vs out-of-distribution sets",
+                                                    "U(x) = -logsumexp f(x)  (higher = less like the training data)",
+                                                    histograms, 60, marker, {800, 440}));
+    std::printf("   energy histograms -> %s/ood.png\n", out_dir.c_str());
+#endif
 
     // 3. Generate one row per class.
     const std::vector<int64_t> chw = {model.channels(), model.height(), model.width()};

@@ -1,0 +1,54 @@
+// cff-eval's engine: classification, OOD detection, conditional generation and denoising of one model
+// file, measured on a dataset's test split. It writes the PNG figures into the output folder and returns
+// every number as JSON; report.h turns that JSON into report.md and the console summary.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace cff::eval {
+
+struct EvalOptions {
+  std::string model_path;
+  std::string judge_path;                // separately trained classifier for generation metrics; empty = none
+  std::string data = "fashion-mnist";    // dataset spec (cff::data::load_dataset); its test split is evaluated
+  std::string out_dir = "eval-report";
+  int64_t limit = 0;                     // test images (0 = all)
+  int64_t fit_images = 10000;            // training images for the Mahalanobis fit
+  double ridge = 1e-4;                   // Mahalanobis covariance ridge, relative to its mean variance
+  std::vector<std::string> ood_sets = {"uniform", "gaussian", "inverted", "vflip"};
+  int64_t ood_limit = 2000;              // images per OOD set
+  int64_t video_frames = 500;            // frames sampled from a video OOD set
+  std::vector<int64_t> steps = {10, 20, 50};
+  int64_t samples = 1000;                // generated per step count, split evenly over the classes
+  int64_t fid_images = 1000;             // test images that the generated features are compared with
+  int64_t grid_columns = 10;             // samples per class shown in a grid
+  std::vector<double> sigmas = {15, 25, 50};  // denoising noise levels, 0-255 pixel units
+  int64_t denoise_images = 200;
+  int64_t denoise_steps = 1;             // cff sampler steps from t* (1 = one-shot estimate)
+  // OpenCV NLM filter strength: h = min(nlm_h * sigma, nlm_h_max). Measured on 200 Fashion-MNIST test
+  // images, PSNR peaks at h = sigma for sigma 15 and 25 but at h = 0.7-0.8 sigma for sigma 50 (h = sigma
+  // there loses 1.5 dB to over-smoothing), hence the cap.
+  double nlm_h = 1.0;
+  double nlm_h_max = 35.0;
+  int64_t strip_images = 6;              // rows in each denoising strip PNG
+  std::vector<std::string> skip;         // parts left out: classification, ood, generation, denoising
+  int threads = 2;
+  std::string device = "auto";
+  uint64_t seed = 0;
+  int64_t batch = 250;                   // images per forward pass
+  std::string command_line;
+};
+
+// The names of the report's parts, in order.
+const std::vector<std::string> &part_names();
+
+// Runs every part not skipped and writes the figures into options.out_dir (created). Progress lines go
+// to stderr. Throws std::runtime_error (cff::ModelFileError, cff::data::DatasetError) whose message
+// starts with the file or set it is about, e.g. "model.cff: checksum mismatch".
+nlohmann::json evaluate(const EvalOptions &options);
+
+}  // namespace cff::eval

@@ -1,0 +1,244 @@
+#include "report.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "cff/model_file.h"
+
+using nlohmann::json;
+
+namespace cff::eval {
+namespace {
+
+// A number with `digits` decimals, or "n/a" for a missing value (null, absent).
+std::string number(const json &value, int digits = 3) {
+  if (!value.is_number()) return "n/a";
+  char s[64];
+  std::snprintf(s, sizeof(s), "%.*f", digits, value.get<double>());
+  return s;
+}
+
+std::string percent(const json &value, int digits = 1) {
+  if (!value.is_number()) return "n/a";
+  char s[64];
+  std::snprintf(s, sizeof(s), "%.*f%%", digits, 100 * value.get<double>());
+  return s;
+}
+
+std::string text(const json &value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
+
+const json &at(const json &j, const char *key) {
+  static const json null;
+  return j.is_object() && j.contains(key) ? j[key] : null;
+}
+
+std::string score_cells(const json &scores) {
+  if (!scores.is_object()) return " n/a | n/a | n/a |";
+  return " " + number(scores["auroc"]) + " | " + number(scores["aupr"]) + " | " + number(scores["fpr95"]) + " |";
+}
+
+std::string image(const std::string &caption, const json &file) {
+  return file.is_string() ? "![" + caption + "](" + file.get<std::string>() + ")\n\n" : "";
+}
+
+void classification_section(std::ostringstream &md, const json &c) {
+  md << "## Classification\n\n"
+     << "Accuracy **" << percent(c["accuracy"], 2) << "** on " << c["images"] << " test images. "
+     << "Expected calibration error of the softmax (" << c["ece_bins"] << " equal-width confidence bins): **"
+     << number(c["ece"], 4) << "**.\n\n| class | images | accuracy |\n|---|---:|---:|\n";
+  for (const auto &row : c["per_class"]) {
+    md << "| " << text(row["label"]) << " | " << row["images"] << " | " << percent(row["accuracy"]) << " |\n";
+  }
+  md << "\nCalibration bins (only those with samples):\n\n| confidence bin | samples | mean confidence | accuracy |\n|---|---:|---:|---:|\n";
+  const auto &bins = c["calibration_bins"];
+  for (size_t b = 0; b < bins.size(); ++b) {
+    if (bins[b]["count"].get<int64_t>() == 0) continue;
+    char range[48];
+    std::snprintf(range, sizeof(range), "%.3f-%.3f", static_cast<double>(b) / bins.size(), static_cast<double>(b + 1) / bins.size());
+    md << "| " << range << " | " << bins[b]["count"] << " | " << number(bins[b]["confidence"]) << " | "
+       << number(bins[b]["accuracy"]) << " |\n";
+  }
+  md << "\n" << image("confusion matrix", c["confusion_png"]);
+}
+
+void ood_section(std::ostringstream &md, const json &o) {
+  md << "## Out-of-distribution detection\n\n"
+     << "In-distribution: " << at(o["in_distribution"], "images") << " test images (" << text(o["in_distribution"]["description"])
+     << "), mean energy " << number(at(o["in_distribution"], "mean_energy")) << ". Scores, higher = more unusual: "
+     << "**energy** U(x) = -logsumexp f(x); **MSP** = 1 - max softmax probability; **Mahalanobis** = smallest squared "
+     << "Mahalanobis distance of the penultimate features to a class mean (shared covariance";
+  if (at(o["mahalanobis"], "fit_images").is_number()) {
+    md << ", fitted on " << o["mahalanobis"]["fit_images"] << " training images, " << o["mahalanobis"]["feature_dimension"]
+       << " features, ridge " << o["mahalanobis"]["ridge"].dump() << " x mean variance)";
+  } else {
+    md << "; skipped: " << text(at(o["mahalanobis"], "skipped")) << ")";
+  }
+  md << ". AUROC and AUPR take OOD as the positive class; FPR95 is the share of OOD images that pass as "
+     << "in-distribution at the threshold keeping 95% of the test images.\n\n";
+  if (o["threshold"].is_number()) {
+    md << "The model's calibrated energy threshold is " << number(o["threshold"], 4) << " (keeps "
+       << percent(o["threshold_keep_rate"]) << " of held-out training images); it flags "
+       << percent(at(o["in_distribution"], "flagged_at_threshold")) << " of the test images.\n\n";
+  } else {
+    md << "The model file carries no calibrated threshold.\n\n";
+  }
+  md << "| set | kind | images | energy AUROC | AUPR | FPR95 | MSP AUROC | AUPR | FPR95 | Mahalanobis AUROC | AUPR | FPR95 | flagged at threshold |\n"
+     << "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const auto &row : o["sets"]) {
+    md << "| " << text(row["name"]) << " | " << text(row["kind"]) << " | " << row["images"] << " |" << score_cells(row["energy"])
+       << score_cells(row["msp"]) << score_cells(row["mahalanobis"]) << " " << percent(at(row, "flagged_at_threshold")) << " |\n";
+  }
+  md << "\n" << image("ROC curves of the energy score", at(o, "roc_png"));
+  for (const auto &row : o["sets"]) md << image("energy histogram: " + text(row["name"]), row["histogram_png"]);
+}
+
+void generation_section(std::ostringstream &md, const json &g, const std::vector<std::string> &labels) {
+  const auto &sampler = g["sampler"];
+  md << "## Conditional generation\n\n"
+     << g["samples"] << " samples per step count (" << g["per_class"] << " per class), centripetal sampler from t = "
+     << number(sampler["t_start"], 0) << ", eta " << number(sampler["eta"], 1) << ", guidance " << number(sampler["guidance"], 1)
+     << ". **Agreement** is the share of samples whose argmax class equals the requested one.\n\n";
+  if (g["judge"].is_null()) {
+    md << "No `--judge` model was given: judge agreement and FID are skipped; only the model's own agreement is "
+          "reported (a model judging its own samples is a weak test).\n\n";
+  } else {
+    md << "Judge: `" << text(g["judge"]["path"]) << "` (test accuracy " << percent(at(g["judge"], "test_accuracy"), 2) << ").";
+    if (g.contains("fid_reference_images")) {
+      md << " FID: Fréchet distance between the judge's penultimate features (" << at(g["judge"], "feature_dimension")
+         << " dimensions) of the samples and of " << g["fid_reference_images"] << " test images";
+      if (g.contains("fid_test_vs_test")) md << "; two disjoint test slices of that size give " << number(g["fid_test_vs_test"]);
+      md << ".";
+    } else {
+      md << " FID skipped: " << text(at(g["judge"], "fid_skipped")) << ".";
+    }
+    md << "\n\n";
+  }
+  md << "| steps | judge agreement | model agreement | FID | seconds |\n|---:|---:|---:|---:|---:|\n";
+  for (const auto &run : g["runs"]) {
+    md << "| " << run["steps"] << " | " << percent(run["judge_agreement"]) << " | " << percent(run["model_agreement"]) << " | "
+       << number(run["fid"], 2) << " | " << number(run["seconds"], 1) << " |\n";
+  }
+  if (!g["judge"].is_null() && !g["runs"].empty()) {
+    md << "\nJudge agreement per class:\n\n| class |";
+    for (const auto &run : g["runs"]) md << " " << run["steps"] << " steps |";
+    md << "\n|---|";
+    for (size_t i = 0; i < g["runs"].size(); ++i) md << "---:|";
+    md << "\n";
+    for (size_t k = 0; k < labels.size(); ++k) {
+      md << "| " << labels[k] << " |";
+      for (const auto &run : g["runs"]) md << " " << percent(at(run, "judge_agreement_per_class")[k]) << " |";
+      md << "\n";
+    }
+  }
+  md << "\nOne row per class, in label order:\n\n";
+  for (const auto &run : g["runs"]) md << image(std::to_string(run["steps"].get<int64_t>()) + " steps", run["grid_png"]);
+}
+
+void denoising_section(std::ostringstream &md, const json &d) {
+  md << "## Denoising\n\n"
+     << d["images"] << " test images. Noise: " << text(d["noise"]) << ". cff: `cff::denoise` with the known sigma, "
+     << d["cff"]["steps"] << " step(s) from t*. NLM: `" << text(d["nlm"]["function"]) << "` with h = min("
+     << number(d["nlm"]["h_over_sigma"], 2) << " x sigma, " << number(d["nlm"]["h_max"], 1)
+     << ") (by default tuned for NLM's best PSNR on Fashion-MNIST test images, so the baseline is not handicapped)"
+     << ", template window " << d["nlm"]["template_window"]
+     << ", search window " << d["nlm"]["search_window"] << ". PSNR in dB (peak 255) and SSIM (11x11 Gaussian window, "
+     << "sigma 1.5), means over the images.\n\n"
+     << "| sigma (0-255) | PSNR noisy | PSNR cff | PSNR NLM | SSIM noisy | SSIM cff | SSIM NLM | NLM h |\n"
+     << "|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const auto &row : d["rows"]) {
+    md << "| " << number(row["sigma"], 0) << " | " << number(row["noisy"]["psnr"], 2) << " | " << number(row["cff"]["psnr"], 2)
+       << " | " << number(row["nlm"]["psnr"], 2) << " | " << number(row["noisy"]["ssim"]) << " | " << number(row["cff"]["ssim"])
+       << " | " << number(row["nlm"]["ssim"]) << " | " << number(row["nlm_h"], 1) << " |\n";
+  }
+  md << "\nColumns: clean | noisy | cff | NLM.\n\n";
+  for (const auto &row : d["rows"]) md << image("sigma " + number(row["sigma"], 0), at(row, "strip_png"));
+}
+
+}  // namespace
+
+std::string render_markdown(const json &s) {
+  std::ostringstream md;
+  const auto &m = s["model"];
+  md << "# cff-eval report\n\n"
+     << "- model: `" << text(m["path"]) << "` (input " << text(m["input"]) << ", " << m["classes"] << " classes";
+  if (m["parameters"].is_number()) md << ", " << m["parameters"] << " parameters";
+  md << ")\n- data: " << text(s["data"]["description"]) << ", " << s["data"]["test_images"] << " test images used\n"
+     << "- device: " << text(s["device"]) << "\n- command: `" << text(s["command_line"]) << "`\n"
+     << "- time: " << number(s["seconds"]["total"], 1) << " s\n";
+  if (!s["skipped"].empty()) md << "- parts skipped: " << s["skipped"].dump() << "\n";
+  md << "\nEvery number is also in `summary.json`.\n\n";
+  const auto labels = m["labels"].get<std::vector<std::string>>();
+  if (s.contains("classification")) classification_section(md, s["classification"]);
+  if (s.contains("ood")) ood_section(md, s["ood"]);
+  if (s.contains("generation")) generation_section(md, s["generation"], labels);
+  if (s.contains("denoising")) denoising_section(md, s["denoising"]);
+  md << "## Time\n\n| part | seconds |\n|---|---:|\n";
+  for (const char *part : {"classification", "ood", "generation", "denoising", "total"}) {
+    if (s["seconds"].contains(part)) md << "| " << part << " | " << number(s["seconds"][part], 1) << " |\n";
+  }
+  return md.str();
+}
+
+std::string render_console(const json &s, const std::string &out_dir) {
+  std::ostringstream out;
+  char line[256];
+  out << "cff-eval: " << text(s["model"]["path"]) << " on " << text(s["data"]["description"]) << " ("
+      << s["data"]["test_images"] << " used), " << text(s["device"]) << ", " << number(s["seconds"]["total"], 1) << " s\n";
+  if (s.contains("classification")) {
+    const auto &c = s["classification"];
+    out << "classification: accuracy " << percent(c["accuracy"], 2) << ", ECE " << number(c["ece"], 4) << " (" << c["ece_bins"]
+        << " bins)\n";
+  }
+  if (s.contains("ood")) {
+    const auto &o = s["ood"];
+    out << "OOD (AUROC / FPR95; OOD = positive)\n";
+    std::snprintf(line, sizeof(line), "  %-16s %6s  %-15s %-15s %-15s %s\n", "set", "n", "energy", "max-softmax", "Mahalanobis",
+                  "flagged");
+    out << line;
+    auto pair = [](const json &scores) {
+      return scores.is_object() ? number(scores["auroc"]) + " / " + number(scores["fpr95"]) : std::string("n/a");
+    };
+    for (const auto &row : o["sets"]) {
+      std::snprintf(line, sizeof(line), "  %-16.16s %6lld  %-15s %-15s %-15s %s\n", text(row["name"]).c_str(),
+                    static_cast<long long>(row["images"].get<int64_t>()), pair(row["energy"]).c_str(), pair(row["msp"]).c_str(),
+                    pair(row["mahalanobis"]).c_str(), percent(at(row, "flagged_at_threshold")).c_str());
+      out << line;
+    }
+  }
+  if (s.contains("generation")) {
+    const auto &g = s["generation"];
+    out << "generation (" << g["samples"] << " samples per step count, judge "
+        << (g["judge"].is_null() ? std::string("none: judge metrics skipped") : text(g["judge"]["path"])) << ")\n";
+    std::snprintf(line, sizeof(line), "  %5s  %-15s %-15s %9s %8s\n", "steps", "judge agreement", "model agreement", "FID", "seconds");
+    out << line;
+    for (const auto &run : g["runs"]) {
+      std::snprintf(line, sizeof(line), "  %5lld  %-15s %-15s %9s %8s\n", static_cast<long long>(run["steps"].get<int64_t>()),
+                    percent(run["judge_agreement"]).c_str(), percent(run["model_agreement"]).c_str(),
+                    number(run["fid"], 2).c_str(), number(run["seconds"], 1).c_str());
+      out << line;
+    }
+  }
+  if (s.contains("denoising")) {
+    const auto &d = s["denoising"];
+    out << "denoising (" << d["images"] << " images; PSNR dB / SSIM)\n";
+    std::snprintf(line, sizeof(line), "  %5s  %-15s %-15s %-15s %s\n", "sigma", "noisy", "cff", "NLM", "NLM h");
+    out << line;
+    auto pair = [](const json &f) { return number(f["psnr"], 2) + " / " + number(f["ssim"]); };
+    for (const auto &row : d["rows"]) {
+      std::snprintf(line, sizeof(line), "  %5s  %-15s %-15s %-15s %s\n", number(row["sigma"], 0).c_str(), pair(row["noisy"]).c_str(),
+                    pair(row["cff"]).c_str(), pair(row["nlm"]).c_str(), number(row["nlm_h"], 1).c_str());
+      out << line;
+    }
+  }
+  out << "report: " << (std::filesystem::path(out_dir) / "report.md").string() << "\n";
+  return out.str();
+}
+
+void write_report(const std::string &out_dir, const json &summary) {
+  const std::filesystem::path dir(out_dir);
+  cff::write_file_atomically((dir / "summary.json").string(), summary.dump(2) + "\n");
+  cff::write_file_atomically((dir / "report.md").string(), render_markdown(summary));
+}
+
+}  // namespace cff::eval
