@@ -49,7 +49,7 @@ FRAMES=$((2 * CLIP_FRAMES)) bash pipelines/classify-clip.sh "$out/classified.mp4
 
 echo
 echo "== 3. denoise the noisy clip (cffdenoise, noise level estimated per frame)"
-FRAMES=12 bash pipelines/denoise-clip.sh "$out/denoised" > /dev/null
+FRAMES=8 bash pipelines/denoise-clip.sh "$out/denoised" > /dev/null
 echo "wrote $out/denoised/"
 
 echo
