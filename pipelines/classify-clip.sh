@@ -11,7 +11,7 @@ clip="${2:-$CLIPS/mixed.avi}"
 if [ -n "${SINK:-}" ]; then
   sink="videoconvert ! $SINK"
 else
-  sink="videoconvert ! x264enc speed-preset=veryfast ! mp4mux ! filesink location=$out"
+  sink="videoconvert ! x264enc speed-preset=veryfast tune=zerolatency ! mp4mux ! filesink location=$out"
 fi
 gst-launch-1.0 filesrc location="$clip" ! decodebin ! videoconvert \
   ! identity eos-after="$FRAMES" \
