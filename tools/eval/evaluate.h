@@ -23,7 +23,7 @@ struct EvalOptions {
   int64_t ood_limit = 2000;              // images per OOD set
   int64_t video_frames = 500;            // frames sampled from a video OOD set
   std::vector<int64_t> steps = {10, 20, 50};
-  int64_t samples = 1000;                // generated per step count, split evenly over the classes
+  int64_t samples = 500;                 // generated per step count, split evenly over the classes (500 keeps a default run to a few minutes)
   int64_t fid_images = 1000;             // test images that the generated features are compared with
   int64_t grid_columns = 10;             // samples per class shown in a grid
   std::vector<double> sigmas = {15, 25, 50};  // denoising noise levels, 0-255 pixel units

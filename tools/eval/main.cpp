@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
          o.steps.clear();
          for (const auto &s : split("steps", v)) o.steps.push_back(to_int("steps", s, 1));
        }},
-      {"samples", "N", "samples generated per step count, split evenly over the classes (at least one each) [1000]",
+      {"samples", "N", "samples generated per step count, split evenly over the classes (at least one each) [500]",
        [&](auto v) { o.samples = to_int("samples", v, 1); }},
       {"fid-images", "N", "test images whose judge features the samples are compared with [1000]",
        [&](auto v) { o.fid_images = to_int("fid-images", v, 2); }},
