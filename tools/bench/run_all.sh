@@ -176,6 +176,23 @@ element_fps() {  # NAME WARMUP DESCRIPTION
   run_logged "$1" "$bench_fps" --warmup "$2" --json "$work/$1.json" "$3"
 }
 
+# Times one element pipeline and records it: a summary row, a "LABEL: fps;" piece of $line, and in
+# $record_json an object with the given JSON fields plus fps and the raw run. Returns 1 (after
+# reporting the failure and a "failed" row) when the run fails.
+record_fps() {  # NAME WARMUP DESCRIPTION ROW LABEL PART JSON_FIELDS
+  local name=$1 warmup=$2 description=$3 row=$4 label=$5 part=$6 fields=$7
+  if element_fps "$name" "$warmup" "$description"; then
+    fps=$(figure "$name" '^fps')
+    line+=" $label: $fps;"
+    add_row "$row" "frames/s" "$fps" "" "-"
+    record_json="{$fields, \"fps\": $(number_or_null "$fps"), \"run\": $(cat "$work/$name.json")}"
+  else
+    part_failed "$part" $? "$name"
+    add_row "$row" "frames/s" "" "" "failed"
+    return 1
+  fi
+}
+
 # ---- 4. cffgenerate ----
 # Timed: generate_samples samples at batch 1, generate_batches batches at batch 16. num-buffers and the
 # warm-up are whole batches, so the timed span is whole model calls.
@@ -187,15 +204,10 @@ for batch in 1 16; do
     name="generate-steps$steps-batch$batch"
     if [ "$batch" -eq 1 ]; then timed=$generate_samples; else timed=$(( batch * generate_batches )); fi
     buffers=$(( batch + timed ))
-    if element_fps "$name" "$batch" "cffgenerate model=\"$model\" device=cpu threads=$threads steps=$steps batch=$batch num-buffers=$buffers ! fakesink name=sink"; then
-      fps=$(figure "$name" '^fps')
-      line+=" steps $steps batch $batch: $fps;"
-      add_row "cffgenerate, steps $steps, batch $batch" "frames/s" "$fps" "" "-"
-      generate_json+=("{\"steps\": $steps, \"batch\": $batch, \"fps\": $(number_or_null "$fps"), \"run\": $(cat "$work/$name.json")}")
-    else
-      part_failed "4 generate steps $steps batch $batch" $? "$name"
-      add_row "cffgenerate, steps $steps, batch $batch" "frames/s" "" "" "failed"
-    fi
+    record_fps "$name" "$batch" \
+      "cffgenerate model=\"$model\" device=cpu threads=$threads steps=$steps batch=$batch num-buffers=$buffers ! fakesink name=sink" \
+      "cffgenerate, steps $steps, batch $batch" "steps $steps batch $batch" "4 generate steps $steps batch $batch" \
+      "\"steps\": $steps, \"batch\": $batch" && generate_json+=("$record_json")
   done
 done
 echo "${line%;} ($(since "$t0") s)"
@@ -210,15 +222,10 @@ line="[5 denoise] ${width}x${height} frames/s:"
 for config in "GRAY8 1" "I420 1" "GRAY8 5"; do
   read -r format steps <<<"$config"
   name="denoise-$format-steps$steps"
-  if element_fps "$name" 1 "videotestsrc pattern=snow num-buffers=$(( denoise_frames + 1 )) ! video/x-raw,format=$format,width=$width,height=$height ! cffdenoise model=\"$model\" device=cpu threads=$threads steps=$steps ! fakesink name=sink"; then
-    fps=$(figure "$name" '^fps')
-    line+=" $format steps $steps: $fps;"
-    add_row "cffdenoise, ${width}x${height} $format, steps $steps" "frames/s" "$fps" "" "-"
-    denoise_json+=("{\"format\": \"$format\", \"width\": $width, \"height\": $height, \"steps\": $steps, \"fps\": $(number_or_null "$fps"), \"run\": $(cat "$work/$name.json")}")
-  else
-    part_failed "5 denoise $format steps $steps" $? "$name"
-    add_row "cffdenoise, ${width}x${height} $format, steps $steps" "frames/s" "" "" "failed"
-  fi
+  record_fps "$name" 1 \
+    "videotestsrc pattern=snow num-buffers=$(( denoise_frames + 1 )) ! video/x-raw,format=$format,width=$width,height=$height ! cffdenoise model=\"$model\" device=cpu threads=$threads steps=$steps ! fakesink name=sink" \
+    "cffdenoise, ${width}x${height} $format, steps $steps" "$format steps $steps" "5 denoise $format steps $steps" \
+    "\"format\": \"$format\", \"width\": $width, \"height\": $height, \"steps\": $steps" && denoise_json+=("$record_json")
 done
 echo "${line%;} ($(since "$t0") s)"
 part_json+=("\"denoise\": [$(IFS=,; echo "${denoise_json[*]}")]")
