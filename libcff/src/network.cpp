@@ -2,6 +2,9 @@
 
 #include <stdexcept>
 
+#include <ATen/Context.h>
+#include <ATen/ops/mkldnn_convolution.h>
+#include <c10/util/variant.h>
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/pooling.h>
 
@@ -21,6 +24,19 @@ torch::Tensor apply_activation(const std::string &name, const torch::Tensor &x) 
 }
 
 }  // namespace
+
+torch::Tensor convolve(torch::nn::Conv2d &conv, const torch::Tensor &x) {
+  const torch::Tensor &weight = conv->weight;
+  const auto *padding = c10::get_if<torch::ExpandingArray<2>>(&conv->options.padding());
+  const bool fast = at::hasMKLDNN() && !weight.requires_grad() && x.device().is_cpu() &&
+                    x.scalar_type() == torch::kFloat && x.dim() == 4 && padding != nullptr &&
+                    c10::holds_alternative<torch::enumtype::kZeros>(conv->options.padding_mode());
+  if (!fast) return conv(x);
+  return at::mkldnn_convolution(x.contiguous(), weight, conv->bias.defined() ? c10::optional<torch::Tensor>(conv->bias)
+                                                                               : c10::nullopt,
+                                **padding, *conv->options.stride(), *conv->options.dilation(),
+                                conv->options.groups());
+}
 
 nlohmann::json NetworkConfig::to_json() const {
   return {{"type", "resnet-gn"},         {"channels", channels}, {"height", height},
@@ -88,9 +104,9 @@ torch::Tensor ResidualBlockImpl::activate(const torch::Tensor &x) const { return
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor &x) {
   auto h = activate(norm1_(x));
   // Pre-activation ResNet: the projection shortcut sees the normalised input.
-  auto skip = shortcut_ ? shortcut_(h) : x;
-  h = conv1_(h);
-  h = conv2_(activate(norm2_(h)));
+  auto skip = shortcut_ ? convolve(shortcut_, h) : x;
+  h = convolve(conv1_, h);
+  h = convolve(conv2_, activate(norm2_(h)));
   return skip + h;
 }
 
@@ -113,7 +129,7 @@ ClassifierImpl::ClassifierImpl(const NetworkConfig &config) : config_(config) {
 }
 
 torch::Tensor ClassifierImpl::features(const torch::Tensor &x) {
-  auto h = blocks_->forward(stem_(x));
+  auto h = blocks_->forward(convolve(stem_, x));
   h = apply_activation(config_.activation, head_norm_(h));
   return h.mean({2, 3});
 }

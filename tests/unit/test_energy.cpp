@@ -141,6 +141,32 @@ TEST(Network, ConfigRoundTripsAndRejectsBadValues) {
   EXPECT_THROW(NetworkConfig::from_json(bad), std::invalid_argument);
 }
 
+TEST(Network, FrozenNetworksGiveTheSameLogitsAndInputGradientsThroughTheFastConvolution) {
+  torch::manual_seed(3);
+  auto config = cff_test::tiny_config(1, 28, 28, 10);
+  config.widths = {16, 32, 64};
+  Classifier trainable(config), frozen(config);
+  torch::NoGradGuard no_grad;
+  auto source = trainable->parameters(), target = frozen->parameters();
+  for (size_t i = 0; i < source.size(); ++i) target[i].copy_(source[i]);
+  freeze(*frozen);
+  // Batch 1 and batch 5: LibTorch sends a single small image to its own kernel, the fast path does not.
+  for (int64_t n : {1, 5}) {
+    auto x = torch::randn({n, 1, 28, 28});
+    torch::Tensor a, b, ga, gb;
+    {
+      torch::AutoGradMode grad(true);
+      auto xa = x.clone().requires_grad_(true), xb = x.clone().requires_grad_(true);
+      a = trainable->forward(xa);
+      b = frozen->forward(xb);
+      ga = torch::autograd::grad({torch::logsumexp(a, 1).sum()}, {xa})[0];
+      gb = torch::autograd::grad({torch::logsumexp(b, 1).sum()}, {xb})[0];
+    }
+    EXPECT_TRUE(torch::allclose(a, b, 1e-4, 1e-5)) << "batch " << n << ": " << (a - b).abs().max().item<float>();
+    EXPECT_TRUE(torch::allclose(ga, gb, 1e-3, 1e-5)) << "batch " << n << ": " << (ga - gb).abs().max().item<float>();
+  }
+}
+
 TEST(Loss, ForceFractionNoisesAPrefixOfTheBatch) {
   DoubleNet d;
   torch::manual_seed(3);
