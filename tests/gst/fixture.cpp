@@ -181,6 +181,13 @@ void ensure_gst() {
 
 std::string temporary_path(const std::string &name) { return test_model().directory + "/" + name; }
 
+int state_cycles(int fallback) {
+  const char *env = std::getenv("CFF_STATE_CYCLES");
+  if (!env || !*env) return fallback;
+  const int cycles = std::atoi(env);
+  return cycles > 0 ? cycles : fallback;
+}
+
 void cycle_states(const std::string &pipeline_description, int cycles) {
   GstElement *pipeline = gst_parse_launch(pipeline_description.c_str(), nullptr);
   ASSERT_NE(pipeline, nullptr);

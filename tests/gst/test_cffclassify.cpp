@@ -546,8 +546,7 @@ TEST(CffClassify, UnsupportedCaps_n) {
 
 TEST(CffClassify, StateCyclingNullPlayingNull_n) {
   cff_gst_test::ensure_gst();
-  const char *env = std::getenv("CFF_STATE_CYCLES");
-  const int cycles = env ? std::atoi(env) : 100;
+  const int cycles = cff_gst_test::state_cycles(100);
   const std::string description =
       "videotestsrc ! video/x-raw,format=GRAY8,width=28,height=28 ! cffclassify model=\"" + test_model().path +
       "\" ! fakesink sync=false";

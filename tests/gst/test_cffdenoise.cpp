@@ -442,5 +442,5 @@ TEST(CffDenoise, StateCyclingNullPlayingNull_n) {
   cff_gst_test::ensure_gst();
   const std::string text = "videotestsrc ! video/x-raw,format=GRAY8,width=40,height=30 ! cffdenoise device=cpu model=\"" +
                            test_model().path + "\" ! fakesink sync=false";
-  cff_gst_test::cycle_states(text, 10);
+  cff_gst_test::cycle_states(text, cff_gst_test::state_cycles(10));
 }

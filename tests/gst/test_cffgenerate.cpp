@@ -374,5 +374,5 @@ TEST(CffGenerate, StateCyclingNullPlayingNull_n) {
   cff_gst_test::ensure_gst();
   const std::string text =
       "cffgenerate steps=1 device=cpu threads=1 model=\"" + test_model().path + "\" ! fakesink sync=false";
-  cff_gst_test::cycle_states(text, 10);
+  cff_gst_test::cycle_states(text, cff_gst_test::state_cycles(10));
 }
