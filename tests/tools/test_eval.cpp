@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <opencv2/imgproc.hpp>
@@ -393,6 +394,38 @@ TEST_F(EvalTool, WithoutAJudgeTheJudgeMetricsAreSkippedAndSaidSo) {
   EXPECT_NE(r.out.find("judge none: judge metrics skipped"), std::string::npos) << r.out;
 }
 
+TEST_F(EvalTool, ComparesTheSamplersAtEqualStepCountsWithAGridEach) {
+  const auto dir = root_ / "samplers";
+  const auto r = run_tool(model_ + " " + small_args(dir.string()) +
+                          " --skip classification,ood,denoising --steps 3 --samplers centripetal,langevin,ascent --guidance 2 --judge " + judge_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto s = read_json(dir / "summary.json");
+  const auto &g = s["generation"];
+  for (const char *name : {"centripetal", "langevin", "ascent"}) EXPECT_TRUE(g["samplers"].contains(name)) << name;
+  EXPECT_EQ(g["samplers"]["centripetal"]["guidance"], 2.0);
+  ASSERT_EQ(g["runs"].size(), 3u);
+  std::set<std::string> grids;
+  std::vector<std::string> order;
+  for (const auto &run : g["runs"]) {
+    order.push_back(run["sampler"].get<std::string>());
+    EXPECT_EQ(run["steps"], 3);
+    EXPECT_TRUE(run["judge_agreement"].is_number());
+    EXPECT_GT(run["fid"].get<double>(), 0.0);
+    const auto grid = run["grid_png"].get<std::string>();
+    EXPECT_TRUE(fs::exists(dir / grid)) << grid;
+    grids.insert(grid);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"centripetal", "langevin", "ascent"}));
+  EXPECT_EQ(grids, (std::set<std::string>{"samples-3-steps.png", "samples-langevin-3-steps.png", "samples-ascent-3-steps.png"}));
+  // The samplers start from different noise (Gaussian vs uniform) and walk differently: their samples differ.
+  EXPECT_NE(g["runs"][0]["fid"].get<double>(), g["runs"][1]["fid"].get<double>());
+  EXPECT_NE(g["runs"][1]["fid"].get<double>(), g["runs"][2]["fid"].get<double>());
+  std::ifstream md_in(dir / "report.md");
+  const std::string md((std::istreambuf_iterator<char>(md_in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(md.find("| langevin | 3 |"), std::string::npos) << md;
+  EXPECT_NE(r.out.find("ascent"), std::string::npos) << r.out;
+}
+
 TEST_F(EvalTool, CorruptOrMissingInputsFailInOneLineWithExitOne_n) {
   const auto corrupt = (root_ / "corrupt.cff").string();
   fs::copy_file(model_, corrupt, fs::copy_options::overwrite_existing);
@@ -446,11 +479,18 @@ TEST_F(EvalTool, BadOptionsAreUsageErrorsWithExitTwo_n) {
   EXPECT_EQ(r.code, 2);
   r = run_tool(model_ + " --device tpu");
   EXPECT_EQ(r.code, 2);
+  r = run_tool(model_ + " --guidance -1");
+  EXPECT_EQ(r.code, 2);
+  r = run_tool(model_ + " --eta 2");
+  EXPECT_EQ(r.code, 2);
+  r = run_tool(model_ + " --samplers centripetal,mcmc");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("'mcmc' is not one of centripetal, langevin, ascent"), std::string::npos) << r.err;
 
   r = run_tool("--help");
   EXPECT_EQ(r.code, 0);
   for (const char *option : {"--data", "--limit", "--out", "--ood", "--ood-limit", "--video-frames", "--fit", "--ridge",
-                             "--judge", "--steps", "--samples", "--fid-images", "--grid-columns", "--sigmas",
+                             "--judge", "--steps", "--samplers", "--guidance", "--t-start", "--eta", "--samples", "--fid-images", "--grid-columns", "--sigmas",
                              "--denoise-images", "--denoise-steps", "--nlm-h", "--nlm-h-max", "--strip", "--skip", "--batch", "--threads",
                              "--device", "--seed", "--help"}) {
     EXPECT_NE(r.out.find(std::string("  ") + option + " "), std::string::npos) << option;

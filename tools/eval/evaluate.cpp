@@ -290,11 +290,15 @@ json generation_part(Context &c) {
   const int64_t k = c.model.num_classes();
   const int64_t per_class = std::max<int64_t>(1, o.samples / k), n = per_class * k;
   const auto labels = torch::arange(k, torch::kLong).repeat_interleave(per_class);
-  const CentripetalOptions defaults;
-  json result = {{"samples", n},
-                 {"per_class", per_class},
-                 {"sampler", {{"name", "centripetal"}, {"eta", defaults.eta}, {"t_start", defaults.t_start},
-                              {"guidance", defaults.guidance}}}};
+  const LangevinOptions langevin;
+  const AscentOptions ascent;
+  const json sampler_settings = {
+      {"centripetal", {{"start", "Gaussian noise"}, {"eta", o.eta}, {"t_start", o.t_start}, {"guidance", o.guidance}}},
+      {"langevin", {{"start", "uniform noise"}, {"step_size", langevin.step_size}, {"noise", langevin.noise}}},
+      {"ascent", {{"start", "uniform noise"}, {"step_size", ascent.step_size}}}};
+  json samplers = json::object();
+  for (const auto &name : o.samplers) samplers[name] = sampler_settings.at(name);
+  json result = {{"samples", n}, {"per_class", per_class}, {"samplers", samplers}};
   std::optional<GaussianStatistics> reference;
   if (c.judge) {
     result["judge"] = {{"path", o.judge_path}};
@@ -317,41 +321,66 @@ json generation_part(Context &c) {
     result["judge"] = nullptr;
   }
   json runs = json::array();
-  for (const int64_t steps : o.steps) {
-    const auto start = Clock::now();
-    std::vector<torch::Tensor> parts;
-    for (int64_t i = 0; i < n; i += o.batch) {
-      const int64_t end = std::min(n, i + o.batch);
-      CentripetalOptions options;
-      options.steps = steps;
-      options.seed = o.seed + 1000003ULL * static_cast<uint64_t>(steps) + static_cast<uint64_t>(i);
-      options.labels = labels.slice(0, i, end).to(c.device);
-      parts.push_back(sample_centripetal(c.f, c.model.metadata.schedule, end - i, c.chw(), options, c.device).to(torch::kCPU));
-      c.progress("generation: " + std::to_string(steps) + " steps, " + std::to_string(end) + "/" + std::to_string(n) + " samples");
+  for (const auto &sampler : o.samplers) {
+    for (const int64_t steps : o.steps) {
+      const auto start = Clock::now();
+      std::vector<torch::Tensor> parts;
+      for (int64_t i = 0; i < n; i += o.batch) {
+        const int64_t end = std::min(n, i + o.batch);
+        // The same seeds for every sampler: each starts from its own kind of noise, drawn alike.
+        const uint64_t seed = o.seed + 1000003ULL * static_cast<uint64_t>(steps) + static_cast<uint64_t>(i);
+        const auto batch_labels = labels.slice(0, i, end).to(c.device);
+        torch::Tensor batch;
+        if (sampler == "centripetal") {
+          CentripetalOptions options;
+          options.steps = steps;
+          options.seed = seed;
+          options.labels = batch_labels;
+          batch = sample_centripetal(c.f, c.model.metadata.schedule, end - i, c.chw(), options, c.device);
+        } else if (sampler == "langevin") {
+          LangevinOptions options;
+          options.steps = steps;
+          options.seed = seed;
+          options.labels = batch_labels;
+          batch = sample_langevin(c.f, end - i, c.chw(), options, c.device);
+        } else {
+          AscentOptions options;
+          options.steps = steps;
+          options.seed = seed;
+          options.labels = batch_labels;
+          batch = sample_ascent(c.f, end - i, c.chw(), options, c.device);
+        }
+        parts.push_back(batch.to(torch::kCPU));
+        c.progress("generation: " + sampler + ", " + std::to_string(steps) + " steps, " + std::to_string(end) + "/" +
+                   std::to_string(n) + " samples");
+      }
+      const auto samples = torch::cat(parts);
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      const auto model_predicted = cff::data::batched_logits(c.f, samples, c.device, o.batch).argmax(1);
+      json run = {{"sampler", sampler},
+                  {"steps", steps},
+                  {"seconds", seconds},
+                  {"model_agreement", model_predicted.eq(labels).to(torch::kDouble).mean().item<double>()},
+                  {"judge_agreement", nullptr},
+                  {"fid", nullptr}};
+      if (c.judge) {
+        const auto judged = batched_outputs(*c.judge, samples, c.device, o.batch);
+        const auto judge_predicted = judged.logits.argmax(1);
+        run["judge_agreement"] = judge_predicted.eq(labels).to(torch::kDouble).mean().item<double>();
+        run["judge_agreement_per_class"] = per_class_agreement(judge_predicted, labels, k);
+        if (reference) run["fid"] = frechet_distance(gaussian_statistics(judged.features), *reference);
+      }
+      const int64_t columns = std::max<int64_t>(1, std::min(per_class, o.grid_columns));
+      std::vector<int64_t> shown;
+      for (int64_t y = 0; y < k; ++y) {
+        for (int64_t j = 0; j < columns; ++j) shown.push_back(y * per_class + j);
+      }
+      // Centripetal grids keep their plain names (samples-50-steps.png); the baselines are prefixed.
+      const std::string prefix = sampler == "centripetal" ? "samples-" : "samples-" + sampler + "-";
+      run["grid_png"] = c.save(prefix + std::to_string(steps) + "-steps.png",
+                               cff::data::make_grid(samples.index_select(0, torch::tensor(shown, torch::kLong)), columns, 2));
+      runs.push_back(run);
     }
-    const auto samples = torch::cat(parts);
-    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    const auto model_predicted = cff::data::batched_logits(c.f, samples, c.device, o.batch).argmax(1);
-    json run = {{"steps", steps},
-                {"seconds", seconds},
-                {"model_agreement", model_predicted.eq(labels).to(torch::kDouble).mean().item<double>()},
-                {"judge_agreement", nullptr},
-                {"fid", nullptr}};
-    if (c.judge) {
-      const auto judged = batched_outputs(*c.judge, samples, c.device, o.batch);
-      const auto judge_predicted = judged.logits.argmax(1);
-      run["judge_agreement"] = judge_predicted.eq(labels).to(torch::kDouble).mean().item<double>();
-      run["judge_agreement_per_class"] = per_class_agreement(judge_predicted, labels, k);
-      if (reference) run["fid"] = frechet_distance(gaussian_statistics(judged.features), *reference);
-    }
-    const int64_t columns = std::max<int64_t>(1, std::min(per_class, o.grid_columns));
-    std::vector<int64_t> shown;
-    for (int64_t y = 0; y < k; ++y) {
-      for (int64_t j = 0; j < columns; ++j) shown.push_back(y * per_class + j);
-    }
-    run["grid_png"] = c.save("samples-" + std::to_string(steps) + "-steps.png",
-                             cff::data::make_grid(samples.index_select(0, torch::tensor(shown, torch::kLong)), columns, 2));
-    runs.push_back(run);
   }
   result["runs"] = runs;
   return result;

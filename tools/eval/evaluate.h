@@ -23,6 +23,12 @@ struct EvalOptions {
   int64_t ood_limit = 2000;              // images per OOD set
   int64_t video_frames = 500;            // frames sampled from a video OOD set
   std::vector<int64_t> steps = {10, 20, 50};
+  // Samplers compared at each step count (same count = same number of force evaluations, so the
+  // same time budget): centripetal (ours), langevin (SGLD as in JEM) and ascent (gradient ascent).
+  std::vector<std::string> samplers = {"centripetal"};
+  double guidance = 1.0;                 // centripetal: guidance scale w (METHOD.md; 1 = plain conditional)
+  double t_start = 800.0;                // centripetal: start time
+  double eta = 1.0;                      // centripetal: 0 = deterministic, 1 = fresh noise each step
   int64_t samples = 500;                 // generated per step count, split evenly over the classes (500 keeps a default run to a few minutes)
   int64_t fid_images = 1000;             // test images that the generated features are compared with
   int64_t grid_columns = 10;             // samples per class shown in a grid

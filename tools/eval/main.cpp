@@ -2,6 +2,7 @@
 // and writes a report folder: report.md, summary.json and PNG figures. The work is in evaluate.cpp,
 // the rendering in report.cpp; this file parses options and turns failures into one-line messages:
 // exit 1 for a bad input (model, dataset, video), exit 2 for bad options.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -79,7 +80,29 @@ int main(int argc, char **argv) {
          o.steps.clear();
          for (const auto &s : split("steps", v)) o.steps.push_back(to_int("steps", s, 1));
        }},
-      {"samples", "N", "samples generated per step count, split evenly over the classes (at least one each) [500]",
+      {"samplers", "LIST", "samplers compared at each step count: centripetal, langevin (SGLD as in JEM), ascent (gradient ascent) [centripetal]",
+       [&](auto v) {
+         o.samplers.clear();
+         for (const auto &s : split("samplers", v)) {
+           if (s != "centripetal" && s != "langevin" && s != "ascent") {
+             throw UsageError("--samplers: '" + s + "' is not one of centripetal, langevin, ascent");
+           }
+           if (std::find(o.samplers.begin(), o.samplers.end(), s) == o.samplers.end()) o.samplers.push_back(s);
+         }
+       }},
+      {"guidance", "W", "centripetal sampler: guidance scale w (1 = plain conditional force) [1]", [&](auto v) {
+         o.guidance = to_double("guidance", v);
+         if (!(o.guidance >= 0 && o.guidance <= 100)) throw UsageError("--guidance: must be in 0..100");
+       }},
+      {"t-start", "T", "centripetal sampler: start time in (0, T of the model's schedule] [800]", [&](auto v) {
+         o.t_start = to_double("t-start", v);
+         if (!(o.t_start > 0)) throw UsageError("--t-start: must be positive");
+       }},
+      {"eta", "X", "centripetal sampler: 0 = deterministic path, 1 = fresh noise each step [1]", [&](auto v) {
+         o.eta = to_double("eta", v);
+         if (!(o.eta >= 0 && o.eta <= 1)) throw UsageError("--eta: must be in 0..1");
+       }},
+      {"samples", "N", "samples generated per sampler and step count, split evenly over the classes (at least one each) [500]",
        [&](auto v) { o.samples = to_int("samples", v, 1); }},
       {"fid-images", "N", "test images whose judge features the samples are compared with [1000]",
        [&](auto v) { o.fid_images = to_int("fid-images", v, 2); }},

@@ -94,11 +94,20 @@ void ood_section(std::ostringstream &md, const json &o) {
 }
 
 void generation_section(std::ostringstream &md, const json &g, const std::vector<std::string> &labels) {
-  const auto &sampler = g["sampler"];
   md << "## Conditional generation\n\n"
-     << g["samples"] << " samples per step count (" << g["per_class"] << " per class), centripetal sampler from t = "
-     << number(sampler["t_start"], 0) << ", eta " << number(sampler["eta"], 1) << ", guidance " << number(sampler["guidance"], 1)
-     << ". **Agreement** is the share of samples whose argmax class equals the requested one.\n\n";
+     << g["samples"] << " samples per sampler and step count (" << g["per_class"] << " per class). Samplers:";
+  bool first = true;
+  for (const auto &[name, settings] : g["samplers"].items()) {
+    md << (first ? " " : "; ") << name << " (";
+    bool first_setting = true;
+    for (const auto &[key, value] : settings.items()) {
+      md << (first_setting ? "" : ", ") << key << " " << (value.is_string() ? text(value) : number(value, 2));
+      first_setting = false;
+    }
+    md << ")";
+    first = false;
+  }
+  md << ". One step is one force evaluation for every sampler, so equal step counts are equal time budgets. **Agreement** is the share of samples whose argmax class equals the requested one.\n\n";
   if (g["judge"].is_null()) {
     md << "No `--judge` model was given: judge agreement and FID are skipped; only the model's own agreement is "
           "reported (a model judging its own samples is a weak test).\n\n";
@@ -114,14 +123,14 @@ void generation_section(std::ostringstream &md, const json &g, const std::vector
     }
     md << "\n\n";
   }
-  md << "| steps | judge agreement | model agreement | FID | seconds |\n|---:|---:|---:|---:|---:|\n";
+  md << "| sampler | steps | judge agreement | model agreement | FID | seconds |\n|---|---:|---:|---:|---:|---:|\n";
   for (const auto &run : g["runs"]) {
-    md << "| " << run["steps"] << " | " << percent(run["judge_agreement"]) << " | " << percent(run["model_agreement"]) << " | "
+    md << "| " << text(run["sampler"]) << " | " << run["steps"] << " | " << percent(run["judge_agreement"]) << " | " << percent(run["model_agreement"]) << " | "
        << number(run["fid"], 2) << " | " << number(run["seconds"], 1) << " |\n";
   }
   if (!g["judge"].is_null() && !g["runs"].empty()) {
     md << "\nJudge agreement per class:\n\n| class |";
-    for (const auto &run : g["runs"]) md << " " << run["steps"] << " steps |";
+    for (const auto &run : g["runs"]) md << " " << text(run["sampler"]) << " " << run["steps"] << " |";
     md << "\n|---|";
     for (size_t i = 0; i < g["runs"].size(); ++i) md << "---:|";
     md << "\n";
@@ -132,7 +141,9 @@ void generation_section(std::ostringstream &md, const json &g, const std::vector
     }
   }
   md << "\nOne row per class, in label order:\n\n";
-  for (const auto &run : g["runs"]) md << image(std::to_string(run["steps"].get<int64_t>()) + " steps", run["grid_png"]);
+  for (const auto &run : g["runs"]) {
+    md << image(text(run["sampler"]) + ", " + std::to_string(run["steps"].get<int64_t>()) + " steps", run["grid_png"]);
+  }
 }
 
 void denoising_section(std::ostringstream &md, const json &d) {
@@ -208,12 +219,14 @@ std::string render_console(const json &s, const std::string &out_dir) {
   }
   if (s.contains("generation")) {
     const auto &g = s["generation"];
-    out << "generation (" << g["samples"] << " samples per step count, judge "
+    out << "generation (" << g["samples"] << " samples per sampler and step count, judge "
         << (g["judge"].is_null() ? std::string("none: judge metrics skipped") : text(g["judge"]["path"])) << ")\n";
-    std::snprintf(line, sizeof(line), "  %5s  %-15s %-15s %9s %8s\n", "steps", "judge agreement", "model agreement", "FID", "seconds");
+    std::snprintf(line, sizeof(line), "  %-12s %5s  %-15s %-15s %9s %8s\n", "sampler", "steps", "judge agreement", "model agreement",
+                  "FID", "seconds");
     out << line;
     for (const auto &run : g["runs"]) {
-      std::snprintf(line, sizeof(line), "  %5lld  %-15s %-15s %9s %8s\n", static_cast<long long>(run["steps"].get<int64_t>()),
+      std::snprintf(line, sizeof(line), "  %-12s %5lld  %-15s %-15s %9s %8s\n", text(run["sampler"]).c_str(),
+                    static_cast<long long>(run["steps"].get<int64_t>()),
                     percent(run["judge_agreement"]).c_str(), percent(run["model_agreement"]).c_str(),
                     number(run["fid"], 2).c_str(), number(run["seconds"], 1).c_str());
       out << line;
