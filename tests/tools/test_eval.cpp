@@ -99,6 +99,17 @@ TEST(EvalMetrics, SsimOfIdenticalImagesIsOneAndFallsWithNoise) {
   EXPECT_NEAR(cff::eval::ssim(flat, flat + 10).item<double>(), (2 * 100.0 * 110 + c1) / (100.0 * 100 + 110.0 * 110 + c1), 1e-9);
 }
 
+TEST(EvalMetrics, MeanPairwiseDistanceOfKnownPoints) {
+  // Three points on a line at 0, 3 and 4: pair distances 3, 4 and 1.
+  const auto x = torch::tensor({0.0, 3.0, 4.0}, torch::kDouble).reshape({3, 1, 1, 1});
+  EXPECT_DOUBLE_EQ(cff::eval::mean_pairwise_distance(x), 8.0 / 3.0);
+  // Images are flattened: a 3-4-5 triangle between two 2-pixel images.
+  EXPECT_DOUBLE_EQ(cff::eval::mean_pairwise_distance(torch::tensor({0.0, 0.0, 3.0, 4.0}, torch::kDouble).reshape({2, 1, 1, 2})), 5.0);
+  EXPECT_TRUE(std::isnan(cff::eval::mean_pairwise_distance(torch::zeros({1, 1, 2, 2}))));
+  // Identical images have no spread.
+  EXPECT_DOUBLE_EQ(cff::eval::mean_pairwise_distance(torch::ones({4, 1, 2, 2})), 0.0);
+}
+
 TEST(EvalMetrics, PsnrOfAKnownError) {
   const auto a = torch::full({2, 1, 8, 8}, 50.0);
   EXPECT_NEAR(cff::eval::psnr(a, a + 10)[0].item<double>(), 10 * std::log10(255.0 * 255.0 / 100.0), 1e-9);
@@ -397,7 +408,7 @@ TEST_F(EvalTool, WithoutAJudgeTheJudgeMetricsAreSkippedAndSaidSo) {
 TEST_F(EvalTool, ComparesTheSamplersAtEqualStepCountsWithAGridEach) {
   const auto dir = root_ / "samplers";
   const auto r = run_tool(model_ + " " + small_args(dir.string()) +
-                          " --skip classification,ood,denoising --steps 3 --samplers centripetal,langevin,ascent --guidance 2 --judge " + judge_);
+                          " --skip classification,ood,denoising --steps 3 --samplers centripetal,langevin,ascent --guidance 2 --unconditional --judge " + judge_);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto s = read_json(dir / "summary.json");
   const auto &g = s["generation"];
@@ -416,13 +427,32 @@ TEST_F(EvalTool, ComparesTheSamplersAtEqualStepCountsWithAGridEach) {
     grids.insert(grid);
   }
   EXPECT_EQ(order, (std::vector<std::string>{"centripetal", "langevin", "ascent"}));
+  for (const auto &run : g["runs"]) {
+    ASSERT_EQ(run["diversity_per_class"].size(), 10u);
+    EXPECT_GT(run["diversity_min"].get<double>(), 0.0);
+    EXPECT_LE(run["diversity_min"].get<double>(), run["diversity_mean"].get<double>());
+  }
+  // Unconditional: one run per step count, judged for confidence and class spread.
+  ASSERT_EQ(g["unconditional"].size(), 1u);
+  const auto &u = g["unconditional"][0];
+  EXPECT_EQ(u["conditional"], false);
+  EXPECT_GE(u["judge_confident"].get<double>(), 0.0);
+  EXPECT_LE(u["judge_confident"].get<double>(), 1.0);
+  ASSERT_EQ(u["judge_classes"].size(), 10u);
+  double share_sum = 0;
+  for (const auto &share : u["judge_classes"]) share_sum += share.get<double>();
+  EXPECT_NEAR(share_sum, 1.0, 1e-9);
+  EXPECT_GT(u["diversity"].get<double>(), 0.0);
+  EXPECT_TRUE(fs::exists(dir / u["grid_png"].get<std::string>()));
   EXPECT_EQ(grids, (std::set<std::string>{"samples-3-steps.png", "samples-langevin-3-steps.png", "samples-ascent-3-steps.png"}));
+  EXPECT_EQ(u["grid_png"], "samples-unconditional-3-steps.png");
   // The samplers start from different noise (Gaussian vs uniform) and walk differently: their samples differ.
   EXPECT_NE(g["runs"][0]["fid"].get<double>(), g["runs"][1]["fid"].get<double>());
   EXPECT_NE(g["runs"][1]["fid"].get<double>(), g["runs"][2]["fid"].get<double>());
   std::ifstream md_in(dir / "report.md");
   const std::string md((std::istreambuf_iterator<char>(md_in)), std::istreambuf_iterator<char>());
   EXPECT_NE(md.find("| langevin | 3 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("### Unconditional samples"), std::string::npos) << md;
   EXPECT_NE(r.out.find("ascent"), std::string::npos) << r.out;
 }
 
@@ -490,7 +520,7 @@ TEST_F(EvalTool, BadOptionsAreUsageErrorsWithExitTwo_n) {
   r = run_tool("--help");
   EXPECT_EQ(r.code, 0);
   for (const char *option : {"--data", "--limit", "--out", "--ood", "--ood-limit", "--video-frames", "--fit", "--ridge",
-                             "--judge", "--steps", "--samplers", "--guidance", "--t-start", "--eta", "--samples", "--fid-images", "--grid-columns", "--sigmas",
+                             "--judge", "--steps", "--samplers", "--guidance", "--t-start", "--eta", "--unconditional", "--samples", "--fid-images", "--grid-columns", "--sigmas",
                              "--denoise-images", "--denoise-steps", "--nlm-h", "--nlm-h-max", "--strip", "--skip", "--batch", "--threads",
                              "--device", "--seed", "--help"}) {
     EXPECT_NE(r.out.find(std::string("  ") + option + " "), std::string::npos) << option;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 #include <optional>
 #include <set>
@@ -320,6 +321,33 @@ json generation_part(Context &c) {
   } else {
     result["judge"] = nullptr;
   }
+  // Diversity reference: mean pairwise distance of (up to 100) real test images of each class.
+  constexpr int64_t kDiversityImages = 100;
+  std::vector<double> real_spread(static_cast<size_t>(k), std::numeric_limits<double>::quiet_NaN());
+  for (int64_t y = 0; y < k; ++y) {
+    const auto index = c.y_test.eq(y).nonzero().flatten();
+    real_spread[static_cast<size_t>(y)] =
+        mean_pairwise_distance(c.x_test.index_select(0, index.slice(0, 0, std::min(index.size(0), kDiversityImages))));
+  }
+  result["diversity_reference"] = {{"images_per_class", kDiversityImages}, {"mean_pairwise_distance", real_spread}};
+  // Sample spread over real spread, per class; the smallest is the figure to watch (a collapsed class).
+  auto diversity = [&](const torch::Tensor &samples, json &run) {
+    std::vector<double> ratios;
+    double lowest = std::numeric_limits<double>::infinity(), sum = 0;
+    for (int64_t y = 0; y < k; ++y) {
+      const double ratio = mean_pairwise_distance(samples.slice(0, y * per_class, (y + 1) * per_class)) /
+                           real_spread[static_cast<size_t>(y)];
+      ratios.push_back(ratio);
+      if (std::isfinite(ratio)) {
+        lowest = std::min(lowest, ratio);
+        sum += ratio;
+      }
+    }
+    run["diversity_per_class"] = ratios;
+    run["diversity_min"] = std::isfinite(lowest) ? json(lowest) : json(nullptr);
+    run["diversity_mean"] = std::isfinite(lowest) ? json(sum / static_cast<double>(k)) : json(nullptr);
+  };
+
   json runs = json::array();
   for (const auto &sampler : o.samplers) {
     for (const int64_t steps : o.steps) {
@@ -358,6 +386,7 @@ json generation_part(Context &c) {
       const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
       const auto model_predicted = cff::data::batched_logits(c.f, samples, c.device, o.batch).argmax(1);
       json run = {{"sampler", sampler},
+                  {"conditional", true},
                   {"steps", steps},
                   {"seconds", seconds},
                   {"model_agreement", model_predicted.eq(labels).to(torch::kDouble).mean().item<double>()},
@@ -370,6 +399,7 @@ json generation_part(Context &c) {
         run["judge_agreement_per_class"] = per_class_agreement(judge_predicted, labels, k);
         if (reference) run["fid"] = frechet_distance(gaussian_statistics(judged.features), *reference);
       }
+      diversity(samples, run);
       const int64_t columns = std::max<int64_t>(1, std::min(per_class, o.grid_columns));
       std::vector<int64_t> shown;
       for (int64_t y = 0; y < k; ++y) {
@@ -383,6 +413,51 @@ json generation_part(Context &c) {
     }
   }
   result["runs"] = runs;
+
+  // Unconditional samples (no label, w = 0): does the judge recognise them, and do they cover the classes?
+  if (o.unconditional) {
+    json unconditional = json::array();
+    const int64_t real_n = std::min(n, c.x_test.size(0));
+    const double real_all = mean_pairwise_distance(c.x_test.slice(0, 0, std::min<int64_t>(real_n, 1000)));
+    for (const int64_t steps : o.steps) {
+      const auto start = Clock::now();
+      std::vector<torch::Tensor> parts;
+      for (int64_t i = 0; i < n; i += o.batch) {
+        const int64_t end = std::min(n, i + o.batch);
+        CentripetalOptions options;
+        options.steps = steps;
+        options.seed = o.seed + 7919ULL + 1000003ULL * static_cast<uint64_t>(steps) + static_cast<uint64_t>(i);
+        options.t_start = o.t_start;
+        options.eta = o.eta;
+        parts.push_back(sample_centripetal(c.f, c.model.metadata.schedule, end - i, c.chw(), options, c.device).to(torch::kCPU));
+        c.progress("generation: unconditional, " + std::to_string(steps) + " steps, " + std::to_string(end) + "/" +
+                   std::to_string(n) + " samples");
+      }
+      const auto samples = torch::cat(parts);
+      json run = {{"sampler", "centripetal"},
+                  {"conditional", false},
+                  {"steps", steps},
+                  {"seconds", std::chrono::duration<double>(Clock::now() - start).count()},
+                  {"judge_confident", nullptr},
+                  {"judge_classes", nullptr},
+                  {"fid", nullptr},
+                  {"diversity", mean_pairwise_distance(samples.slice(0, 0, std::min<int64_t>(n, 1000))) / real_all}};
+      if (c.judge) {
+        const auto judged = batched_outputs(*c.judge, samples, c.device, o.batch);
+        const auto [confidence, predicted] = judged.logits.softmax(1).max(1);
+        run["judge_confident"] = confidence.ge(0.9).to(torch::kDouble).mean().item<double>();
+        // Share of the samples the judge puts in each class: a sampler that ignores some classes shows zeros.
+        const auto histogram = torch::bincount(predicted, {}, k).to(torch::kDouble).div(static_cast<double>(n)).contiguous();
+        run["judge_classes"] = std::vector<double>(histogram.data_ptr<double>(), histogram.data_ptr<double>() + k);
+        if (reference) run["fid"] = frechet_distance(gaussian_statistics(judged.features), *reference);
+      }
+      const int64_t shown = std::min<int64_t>(n, k * std::max<int64_t>(1, o.grid_columns));
+      run["grid_png"] = c.save("samples-unconditional-" + std::to_string(steps) + "-steps.png",
+                               cff::data::make_grid(samples.slice(0, 0, shown), std::max<int64_t>(1, o.grid_columns), 2));
+      unconditional.push_back(run);
+    }
+    result["unconditional"] = unconditional;
+  }
   return result;
 }
 

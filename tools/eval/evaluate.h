@@ -29,6 +29,7 @@ struct EvalOptions {
   double guidance = 1.0;                 // centripetal: guidance scale w (METHOD.md; 1 = plain conditional)
   double t_start = 800.0;                // centripetal: start time
   double eta = 1.0;                      // centripetal: 0 = deterministic, 1 = fresh noise each step
+  bool unconditional = false;            // also unconditional centripetal samples (no label) at each step count
   int64_t samples = 500;                 // generated per step count, split evenly over the classes (500 keeps a default run to a few minutes)
   int64_t fid_images = 1000;             // test images that the generated features are compared with
   int64_t grid_columns = 10;             // samples per class shown in a grid

@@ -102,6 +102,8 @@ int main(int argc, char **argv) {
          o.eta = to_double("eta", v);
          if (!(o.eta >= 0 && o.eta <= 1)) throw UsageError("--eta: must be in 0..1");
        }},
+      {"unconditional", "", "also generate without a label (centripetal, w = 0) at each step count: judge confidence, class coverage, FID",
+       [&](auto) { o.unconditional = true; }},
       {"samples", "N", "samples generated per sampler and step count, split evenly over the classes (at least one each) [500]",
        [&](auto v) { o.samples = to_int("samples", v, 1); }},
       {"fid-images", "N", "test images whose judge features the samples are compared with [1000]",

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -155,6 +156,14 @@ torch::Tensor ssim(const torch::Tensor &a, const torch::Tensor &b, double peak) 
   const double c1 = std::pow(0.01 * peak, 2), c2 = std::pow(0.03 * peak, 2);
   const auto map = ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2));
   return map.flatten(1).mean(1).view({n, c}).mean(1);
+}
+
+double mean_pairwise_distance(const torch::Tensor &x) {
+  const int64_t n = x.size(0);
+  if (n < 2) return std::numeric_limits<double>::quiet_NaN();
+  const auto flat = x.reshape({n, -1}).to(torch::kDouble);
+  // The diagonal of cdist is zero, so the sum over all ordered pairs counts each distinct pair twice.
+  return torch::cdist(flat, flat).sum().item<double>() / static_cast<double>(n * (n - 1));
 }
 
 }  // namespace cff::eval

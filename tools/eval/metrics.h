@@ -82,4 +82,8 @@ torch::Tensor psnr(const torch::Tensor &a, const torch::Tensor &b, double peak =
 // positions and the channels. a, b: [N, C, H, W] in [0, peak]; returns [N] double.
 torch::Tensor ssim(const torch::Tensor &a, const torch::Tensor &b, double peak = 255.0);
 
+// Mean L2 distance over all pairs of distinct images of x [N, ...] (flattened): the diversity measure of
+// issue 9, compared between samples and real images of a class. NaN for fewer than two images.
+double mean_pairwise_distance(const torch::Tensor &x);
+
 }  // namespace cff::eval

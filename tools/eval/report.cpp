@@ -1,5 +1,6 @@
 #include "report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -123,10 +124,14 @@ void generation_section(std::ostringstream &md, const json &g, const std::vector
     }
     md << "\n\n";
   }
-  md << "| sampler | steps | judge agreement | model agreement | FID | seconds |\n|---|---:|---:|---:|---:|---:|\n";
+  md << "**Diversity** is the mean pairwise L2 distance of a class's samples over that of " << at(g["diversity_reference"], "images_per_class")
+     << " real test images of the class (1 = as varied as the data); the lowest class and the mean over classes are shown.\n\n";
+  md << "| sampler | steps | judge agreement | model agreement | FID | diversity (lowest / mean) | seconds |\n"
+        "|---|---:|---:|---:|---:|---:|---:|\n";
   for (const auto &run : g["runs"]) {
     md << "| " << text(run["sampler"]) << " | " << run["steps"] << " | " << percent(run["judge_agreement"]) << " | " << percent(run["model_agreement"]) << " | "
-       << number(run["fid"], 2) << " | " << number(run["seconds"], 1) << " |\n";
+       << number(run["fid"], 2) << " | " << number(at(run, "diversity_min"), 2) << " / " << number(at(run, "diversity_mean"), 2) << " | "
+       << number(run["seconds"], 1) << " |\n";
   }
   if (!g["judge"].is_null() && !g["runs"].empty()) {
     md << "\nJudge agreement per class:\n\n| class |";
@@ -143,6 +148,26 @@ void generation_section(std::ostringstream &md, const json &g, const std::vector
   md << "\nOne row per class, in label order:\n\n";
   for (const auto &run : g["runs"]) {
     md << image(text(run["sampler"]) + ", " + std::to_string(run["steps"].get<int64_t>()) + " steps", run["grid_png"]);
+  }
+  if (g.contains("unconditional")) {
+    md << "\n### Unconditional samples\n\nCentripetal sampler without a label (w = 0). **Confident**: share of samples "
+          "the judge classifies with max-softmax >= 0.9. **Classes**: the judge's share of samples per class, lowest and "
+          "highest (0.1 each would be an even spread). **Diversity**: mean pairwise distance of the samples over that of "
+          "as many test images.\n\n| steps | confident | classes (lowest / highest) | FID | diversity | seconds |\n"
+          "|---:|---:|---:|---:|---:|---:|\n";
+    for (const auto &run : g["unconditional"]) {
+      std::string spread = "-";
+      if (run["judge_classes"].is_array() && !run["judge_classes"].empty()) {
+        const auto shares = run["judge_classes"].get<std::vector<double>>();
+        spread = percent(*std::min_element(shares.begin(), shares.end())) + " / " + percent(*std::max_element(shares.begin(), shares.end()));
+      }
+      md << "| " << run["steps"] << " | " << percent(run["judge_confident"]) << " | " << spread << " | " << number(run["fid"], 2)
+         << " | " << number(run["diversity"], 2) << " | " << number(run["seconds"], 1) << " |\n";
+    }
+    md << "\n";
+    for (const auto &run : g["unconditional"]) {
+      md << image("unconditional, " + std::to_string(run["steps"].get<int64_t>()) + " steps", run["grid_png"]);
+    }
   }
 }
 
@@ -221,15 +246,23 @@ std::string render_console(const json &s, const std::string &out_dir) {
     const auto &g = s["generation"];
     out << "generation (" << g["samples"] << " samples per sampler and step count, judge "
         << (g["judge"].is_null() ? std::string("none: judge metrics skipped") : text(g["judge"]["path"])) << ")\n";
-    std::snprintf(line, sizeof(line), "  %-12s %5s  %-15s %-15s %9s %8s\n", "sampler", "steps", "judge agreement", "model agreement",
-                  "FID", "seconds");
+    std::snprintf(line, sizeof(line), "  %-12s %5s  %-15s %-15s %9s %9s %8s\n", "sampler", "steps", "judge agreement", "model agreement",
+                  "FID", "diversity", "seconds");
     out << line;
     for (const auto &run : g["runs"]) {
-      std::snprintf(line, sizeof(line), "  %-12s %5lld  %-15s %-15s %9s %8s\n", text(run["sampler"]).c_str(),
+      std::snprintf(line, sizeof(line), "  %-12s %5lld  %-15s %-15s %9s %9s %8s\n", text(run["sampler"]).c_str(),
                     static_cast<long long>(run["steps"].get<int64_t>()),
                     percent(run["judge_agreement"]).c_str(), percent(run["model_agreement"]).c_str(),
-                    number(run["fid"], 2).c_str(), number(run["seconds"], 1).c_str());
+                    number(run["fid"], 2).c_str(), number(at(run, "diversity_min"), 2).c_str(), number(run["seconds"], 1).c_str());
       out << line;
+    }
+    if (g.contains("unconditional")) {
+      for (const auto &run : g["unconditional"]) {
+        std::snprintf(line, sizeof(line), "  %-12s %5lld  %-15s %-15s %9s %9s %8s\n", "uncond.",
+                      static_cast<long long>(run["steps"].get<int64_t>()), ("confident " + percent(run["judge_confident"])).c_str(), "-",
+                      number(run["fid"], 2).c_str(), number(run["diversity"], 2).c_str(), number(run["seconds"], 1).c_str());
+        out << line;
+      }
     }
   }
   if (s.contains("denoising")) {
