@@ -1,0 +1,40 @@
+#!/bin/bash
+# tools/sweep/sweep.py end to end on a tiny slice: two configurations (the paper-literal row is added
+# by itself) train and evaluate in seconds, the table has a row each, a second run reuses them, and
+# an unknown configuration is a usage error. Run by meson test (suite tools) with CFF_BUILD_ROOT set.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+build="${CFF_BUILD_ROOT:?run through meson test}"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+sweep=(/usr/bin/env python3 "$root/tools/sweep/sweep.py" --build "$build" --out "$out/sweep" --judge "" --threads 1
+       --train-args "--limit 1100 --holdout 100 --epochs 2 --widths 8,16 --batch 50 --lr 5e-3 --eval-limit 200 --samples-every 0"
+       --eval-args "--limit 200 --samples 20 --steps 2 --skip denoising --ood uniform,inverted --fit 300 --fid-images 50 --unconditional")
+
+fail() { echo "sweep_test: $*" >&2; exit 1; }
+
+"${sweep[@]}" --configs default,no-ema > "$out/first.txt" 2> "$out/first.err" || { cat "$out/first.err" >&2; fail "first sweep failed"; }
+cat "$out/first.txt"
+for name in paper-literal default no-ema; do
+  grep -q "^| $name | [0-9.]*% |" "$out/first.txt" || fail "no row with an accuracy for $name"
+  [ -f "$out/sweep/$name/model.cff" ] || fail "no model for $name"
+done
+grep -q "auroc uniform" "$out/first.txt" || fail "no AUROC column"
+grep -q "uncond. confident 2 steps" "$out/first.txt" || fail "no unconditional column"
+[ -f "$out/sweep/sweep.md" ] && [ -f "$out/sweep/sweep.json" ] || fail "sweep.md or sweep.json missing"
+# Different settings train differently: the two rows must not be the same numbers.
+[ "$(grep '^| default |' "$out/first.txt" | cut -d'|' -f3-)" != "$(grep '^| paper-literal |' "$out/first.txt" | cut -d'|' -f3-)" ] ||
+  fail "paper-literal and default rows are identical"
+
+"${sweep[@]}" --configs default > "$out/second.txt" 2> "$out/second.err" || fail "second sweep failed"
+grep -q "default: already done" "$out/second.err" || fail "finished runs were not reused: $(cat "$out/second.err")"
+diff <(grep '^| default |' "$out/first.txt") <(grep '^| default |' "$out/second.txt") || fail "reused row changed"
+
+set +e
+"${sweep[@]}" --configs default,bogus > /dev/null 2> "$out/bad.err"
+status=$?
+set -e
+[ "$status" -eq 2 ] || fail "unknown configuration: exit $status, expected 2"
+grep -q "unknown configuration(s) bogus" "$out/bad.err" || fail "unclear message: $(cat "$out/bad.err")"
+echo "sweep_test: ok"
