@@ -301,7 +301,8 @@ class EvalTool : public ::testing::Test {
 TEST_F(EvalTool, WritesTheReportWithEveryPartAndSensibleNumbers) {
   ASSERT_NE(std::getenv("CFF_BUILD_ROOT"), nullptr) << "run through meson test";
   const auto dir = root_ / "report";
-  const auto r = run_tool(model_ + " " + small_args(dir.string()) + " --judge " + judge_ + " --ood uniform,inverted," + video_);
+  const auto r = run_tool(model_ + " " + small_args(dir.string()) + " --judge " + judge_ + " --ood uniform,inverted," + video_ +
+                          " --denoise-video " + video_ + " --denoise-video-frames 2");
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_TRUE(fs::exists(dir / "report.md"));
   ASSERT_TRUE(fs::exists(dir / "summary.json"));
@@ -365,6 +366,19 @@ TEST_F(EvalTool, WritesTheReportWithEveryPartAndSensibleNumbers) {
   EXPECT_GT(rows[1]["nlm"]["psnr"].get<double>(), rows[1]["noisy"]["psnr"].get<double>());
   EXPECT_GT(rows[1]["cff"]["psnr"].get<double>(), rows[1]["noisy"]["psnr"].get<double>());
   EXPECT_LT(rows[1]["noisy"]["ssim"].get<double>(), 1.0);
+  // The estimate is in the right range (low: noise clipped at the black background of these images has a
+  // smaller spread than sigma), and the denoiser with it still helps at sigma 50.
+  EXPECT_GT(rows[1]["sigma_estimated_mean"].get<double>(), 25.0);
+  EXPECT_LT(rows[1]["sigma_estimated_mean"].get<double>(), 60.0);
+  EXPECT_GT(rows[1]["cff_estimated"]["psnr"].get<double>(), rows[1]["noisy"]["psnr"].get<double>());
+  // Natural frames, tiled: two frames, both levels, all figures.
+  const auto &video_rows = s["denoising"]["video"]["rows"];
+  EXPECT_EQ(s["denoising"]["video"]["frames"], 2);
+  ASSERT_EQ(video_rows.size(), 2u);
+  for (const auto &row : video_rows) {
+    for (const char *method : {"noisy", "cff", "cff_estimated", "nlm"}) EXPECT_TRUE(row[method]["psnr"].is_number()) << method;
+  }
+  EXPECT_GT(video_rows[1]["nlm"]["psnr"].get<double>(), video_rows[1]["noisy"]["psnr"].get<double>());
 
   // Every figure exists as a PNG and is linked from the report.
   std::ifstream md_in(dir / "report.md");
@@ -521,7 +535,7 @@ TEST_F(EvalTool, BadOptionsAreUsageErrorsWithExitTwo_n) {
   EXPECT_EQ(r.code, 0);
   for (const char *option : {"--data", "--limit", "--out", "--ood", "--ood-limit", "--video-frames", "--fit", "--ridge",
                              "--judge", "--steps", "--samplers", "--guidance", "--t-start", "--eta", "--unconditional", "--samples", "--fid-images", "--grid-columns", "--sigmas",
-                             "--denoise-images", "--denoise-steps", "--nlm-h", "--nlm-h-max", "--strip", "--skip", "--batch", "--threads",
+                             "--denoise-images", "--denoise-video", "--denoise-video-frames", "--denoise-steps", "--nlm-h", "--nlm-h-max", "--strip", "--skip", "--batch", "--threads",
                              "--device", "--seed", "--help"}) {
     EXPECT_NE(r.out.find(std::string("  ") + option + " "), std::string::npos) << option;
   }

@@ -489,47 +489,94 @@ json denoising_part(Context &c) {
   const auto clean = to_pixels(c.x_test.slice(0, 0, n));
   json result = {{"images", n},
                  {"cff", {{"steps", o.denoise_steps}, {"eta", 0.0}, {"sigma", "known, sigma / 127.5 in [-1, 1] units"}}},
+                 {"cff_estimated", {{"sigma", "estimated per image by cff::estimate_noise_sigma"}}},
                  {"nlm", {{"function", "cv::fastNlMeansDenoising"}, {"template_window", 7}, {"search_window", 21},
                           {"h_over_sigma", o.nlm_h}, {"h_max", o.nlm_h_max}}},
                  {"noise", "Gaussian, added in 0-255 units, rounded and clipped to 8 bits; both denoisers get the same image"}};
-  json rows = json::array();
-  for (const double sigma : o.sigmas) {
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(o.seed + 7919ULL * static_cast<uint64_t>(std::lround(sigma * 100)));
-    const auto noisy = (clean + sigma * torch::randn(clean.sizes(), generator)).round().clamp(0, 255);
-    const auto noisy_x = noisy / 127.5 - 1;
+  DenoiseOptions denoise_options;
+  denoise_options.steps = o.denoise_steps;
+  denoise_options.seed = o.seed;
+  // cff on images of the model's size, batched, at one noise level per image ([-1, 1] units).
+  auto cff_batched = [&](const torch::Tensor &noisy_x, const torch::Tensor &levels) {
     std::vector<torch::Tensor> parts;
-    DenoiseOptions denoise_options;
-    denoise_options.steps = o.denoise_steps;
-    denoise_options.seed = o.seed;
-    for (int64_t i = 0; i < n; i += o.batch) {
-      const int64_t end = std::min(n, i + o.batch);
-      const auto level = torch::full({end - i}, sigma / 127.5, torch::kFloat32);
-      parts.push_back(denoise(c.f, c.model.metadata.schedule, noisy_x.slice(0, i, end).to(c.device), level, denoise_options)
+    for (int64_t i = 0; i < noisy_x.size(0); i += o.batch) {
+      const int64_t end = std::min(noisy_x.size(0), i + o.batch);
+      parts.push_back(denoise(c.f, c.model.metadata.schedule, noisy_x.slice(0, i, end).to(c.device),
+                              levels.slice(0, i, end), denoise_options)
                           .to(torch::kCPU));
     }
-    const auto by_cff = to_pixels(torch::cat(parts));
+    return torch::cat(parts);
+  };
+  // cff on larger frames: overlapping model-sized tiles, one frame at a time (what cffdenoise does).
+  auto cff_tiled = [&](const torch::Tensor &noisy_x, const torch::Tensor &levels) {
+    std::vector<torch::Tensor> frames;
+    for (int64_t i = 0; i < noisy_x.size(0); ++i) {
+      frames.push_back(denoise_tiled(c.f, c.model.metadata.schedule, noisy_x[i].to(c.device), c.chw()[1], c.chw()[2],
+                                     levels[i].item<double>(), denoise_options)
+                           .to(torch::kCPU));
+    }
+    return torch::stack(frames);
+  };
+  auto figures = [](const torch::Tensor &image, const torch::Tensor &reference) {
+    return json{{"psnr", psnr(image, reference).mean().item<double>()}, {"ssim", ssim(image, reference).mean().item<double>()}};
+  };
+  // One noise level on one set: noisy, cff with the known sigma, cff with the estimated sigma, NLM.
+  auto level_row = [&](const torch::Tensor &reference, double sigma, bool tiled, const std::string &strip_name) {
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(o.seed + 7919ULL * static_cast<uint64_t>(std::lround(sigma * 100)));
+    const auto noisy = (reference + sigma * torch::randn(reference.sizes(), generator)).round().clamp(0, 255);
+    const auto noisy_x = noisy / 127.5 - 1;
+    const int64_t count = reference.size(0);
+    const auto known = torch::full({count}, sigma / 127.5, torch::kFloat32);
+    const auto estimated = estimate_noise_sigma(noisy_x).to(torch::kFloat32);
+    const auto by_cff = to_pixels(tiled ? cff_tiled(noisy_x, known) : cff_batched(noisy_x, known));
+    const auto by_cff_estimated = to_pixels(tiled ? cff_tiled(noisy_x, estimated) : cff_batched(noisy_x, estimated));
     const double h = std::min(o.nlm_h * sigma, o.nlm_h_max);
     const auto by_nlm = nlm_denoise(noisy, h);
-    auto figures = [&](const torch::Tensor &image) {
-      return json{{"psnr", psnr(image, clean).mean().item<double>()}, {"ssim", ssim(image, clean).mean().item<double>()}};
-    };
-    json row = {{"sigma", sigma}, {"sigma_model_units", sigma / 127.5}, {"nlm_h", h},
-                {"noisy", figures(noisy)}, {"cff", figures(by_cff)}, {"nlm", figures(by_nlm)}};
-    const int64_t strip = std::min(o.strip_images, n);
+    json row = {{"sigma", sigma},
+                {"sigma_model_units", sigma / 127.5},
+                {"sigma_estimated_mean", estimated.mean().item<double>() * 127.5},
+                {"nlm_h", h},
+                {"noisy", figures(noisy, reference)},
+                {"cff", figures(by_cff, reference)},
+                {"cff_estimated", figures(by_cff_estimated, reference)},
+                {"nlm", figures(by_nlm, reference)}};
+    const int64_t strip = std::min(o.strip_images, count);
     if (strip > 0) {
       std::vector<torch::Tensor> tiles;
       for (int64_t i = 0; i < strip; ++i) {
-        for (const auto *t : {&clean, &noisy, &by_cff, &by_nlm}) tiles.push_back((*t)[i] / 127.5 - 1);
+        for (const auto *t : {&reference, &noisy, &by_cff, &by_nlm}) tiles.push_back((*t)[i] / 127.5 - 1);
       }
-      row["strip_png"] = c.save("denoise-sigma-" + format("%g", sigma) + ".png",
-                                cff::data::make_grid(torch::stack(tiles), 4, 3));
+      row["strip_png"] = c.save(strip_name, cff::data::make_grid(torch::stack(tiles), 4, 3));
     }
+    return row;
+  };
+
+  json rows = json::array();
+  for (const double sigma : o.sigmas) {
+    auto row = level_row(clean, sigma, false, "denoise-sigma-" + format("%g", sigma) + ".png");
     c.progress("denoising sigma " + format("%g", sigma) + ": PSNR noisy " + format("%.2f", row["noisy"]["psnr"].get<double>()) +
-               ", cff " + format("%.2f", row["cff"]["psnr"].get<double>()) + ", NLM " +
+               ", cff " + format("%.2f", row["cff"]["psnr"].get<double>()) + " (estimated sigma " +
+               format("%.2f", row["cff_estimated"]["psnr"].get<double>()) + "), NLM " +
                format("%.2f", row["nlm"]["psnr"].get<double>()) + " dB");
     rows.push_back(row);
   }
   result["rows"] = rows;
+
+  // Out of domain: frames of a natural video, grey or RGB as the model takes them, at 160x120.
+  if (!o.denoise_video.empty()) {
+    const int64_t width = 160, height = 120;
+    const auto frames = to_pixels(read_video_frames(o.denoise_video, o.denoise_video_frames, c.chw()[0], height, width));
+    json video_rows = json::array();
+    for (const double sigma : o.sigmas) {
+      auto row = level_row(frames, sigma, true, "denoise-video-sigma-" + format("%g", sigma) + ".png");
+      c.progress("denoising " + o.denoise_video + " sigma " + format("%g", sigma) + ": PSNR noisy " +
+                 format("%.2f", row["noisy"]["psnr"].get<double>()) + ", cff " + format("%.2f", row["cff"]["psnr"].get<double>()) +
+                 ", NLM " + format("%.2f", row["nlm"]["psnr"].get<double>()) + " dB");
+      video_rows.push_back(row);
+    }
+    result["video"] = {{"path", o.denoise_video}, {"frames", frames.size(0)}, {"width", width}, {"height", height},
+                       {"rows", video_rows}};
+  }
   return result;
 }
 

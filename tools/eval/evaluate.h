@@ -35,6 +35,8 @@ struct EvalOptions {
   int64_t grid_columns = 10;             // samples per class shown in a grid
   std::vector<double> sigmas = {15, 25, 50};  // denoising noise levels, 0-255 pixel units
   int64_t denoise_images = 200;
+  std::string denoise_video;             // natural video whose frames (160x120) are noised and denoised too; empty = none
+  int64_t denoise_video_frames = 8;
   int64_t denoise_steps = 1;             // cff sampler steps from t* (1 = one-shot estimate)
   // OpenCV NLM filter strength: h = min(nlm_h * sigma, nlm_h_max). Measured on 200 Fashion-MNIST test
   // images, PSNR peaks at h = sigma for sigma 15 and 25 but at h = 0.7-0.8 sigma for sigma 50 (h = sigma

@@ -117,6 +117,10 @@ int main(int argc, char **argv) {
          }
        }},
       {"denoise-images", "N", "test images noised and denoised per level [200]", [&](auto v) { o.denoise_images = to_int("denoise-images", v, 1); }},
+      {"denoise-video", "FILE", "natural video whose frames, at 160x120, are noised and denoised too (out of domain) [none]",
+       [&](auto v) { o.denoise_video = v; }},
+      {"denoise-video-frames", "N", "frames taken evenly from --denoise-video [8]",
+       [&](auto v) { o.denoise_video_frames = to_int("denoise-video-frames", v, 1); }},
       {"denoise-steps", "N", "cff sampler steps from the noise level down (1 = one-shot estimate) [1]",
        [&](auto v) { o.denoise_steps = to_int("denoise-steps", v, 1); }},
       {"nlm-h", "X", "OpenCV non-local means strength: h = min(X * sigma, --nlm-h-max) [1.0]", [&](auto v) {
