@@ -467,6 +467,17 @@ TEST_F(EvalTool, ComparesTheSamplersAtEqualStepCountsWithAGridEach) {
   const std::string md((std::istreambuf_iterator<char>(md_in)), std::istreambuf_iterator<char>());
   EXPECT_NE(md.find("| langevin | 3 |"), std::string::npos) << md;
   EXPECT_NE(md.find("### Unconditional samples"), std::string::npos) << md;
+
+  // The centripetal settings reach the sampler: the same run at guidance 0 (the unconditional force) and at
+  // another start time gives other samples.
+  for (const std::string settings : {"--guidance 0", "--t-start 400", "--eta 0"}) {
+    const auto other_dir = root_ / ("samplers-" + settings.substr(2, settings.find(' ') - 2));
+    const auto other = run_tool(model_ + " " + small_args(other_dir.string()) + " --skip classification,ood,denoising --steps 3 " +
+                                "--guidance 2 " + settings + " --judge " + judge_);
+    ASSERT_EQ(other.code, 0) << other.err;
+    const auto o = read_json(other_dir / "summary.json");
+    EXPECT_NE(o["generation"]["runs"][0]["fid"].get<double>(), g["runs"][0]["fid"].get<double>()) << settings;
+  }
   EXPECT_NE(r.out.find("ascent"), std::string::npos) << r.out;
 }
 

@@ -364,6 +364,9 @@ json generation_part(Context &c) {
           options.steps = steps;
           options.seed = seed;
           options.labels = batch_labels;
+          options.guidance = o.guidance;
+          options.t_start = o.t_start;
+          options.eta = o.eta;
           batch = sample_centripetal(c.f, c.model.metadata.schedule, end - i, c.chw(), options, c.device);
         } else if (sampler == "langevin") {
           LangevinOptions options;
