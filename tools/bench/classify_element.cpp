@@ -67,10 +67,20 @@ struct Options {
   std::exit(2);
 }
 
+constexpr const char *kUsage =
+    "usage: bench-classify [--model FILE] [--frames 200] [--threads 0] [--rounds 5] [--size WxH] [--format GRAY8]\n"
+    "                      [--device auto] [--peer FACTORY] [--min-agreement F] [--json FILE]\n"
+    "Frames/s of appsrc ! cffclassify ! fakesink against the bare libcff forward pass on the same frames\n"
+    "(and against a peer element with --peer), interleaved in rounds; exit 1 below --min-agreement.\n";
+
 Options parse_options(int argc, char **argv) {
   Options o;
   for (int i = 1; i < argc; i += 2) {
     const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
     if (i + 1 >= argc) usage_error("option " + a + " needs a value");
     const std::string v = argv[i + 1];
     try {

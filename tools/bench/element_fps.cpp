@@ -49,6 +49,12 @@ Options parse_options(int argc, char **argv) {
   for (; i < argc; i += 2) {
     const std::string a = argv[i];
     if (a.rfind("--", 0) != 0) break;  // the description starts here
+    if (a == "--help") {
+      std::printf("usage: bench-element-fps [--warmup N] [--repeat N] [--timeout S] [--json FILE] DESCRIPTION...\n"
+                  "Frames/s of a gst-launch pipeline whose sink is named \"sink\", from the end of the warm-up buffers\n"
+                  "to the last buffer (model loading and negotiation left out).\n");
+      std::exit(0);
+    }
     if (i + 1 >= argc) usage_error("option " + a + " needs a value");
     const std::string v = argv[i + 1];
     try {

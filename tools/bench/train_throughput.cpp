@@ -20,6 +20,12 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+constexpr const char *kUsage =
+    "usage: bench-train-throughput [--widths 32,64,128] [--batch 128] [--rounds 5] [--steps 10] [--threads N]\n"
+    "                              [--force-fraction 1,0.5] [--json FILE]\n"
+    "Times training steps of the CFF objective (one per force fraction) against plain cross-entropy on the\n"
+    "same network, interleaved in the same rounds, and prints images/s and the cost ratios CFF/CE.\n";
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -28,32 +34,53 @@ int main(int argc, char **argv) {
   int threads = 0;
   std::vector<double> fractions = {1.0, 0.5};
   std::string json_path;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--widths") {
-      config.widths.clear();
-      std::stringstream s(v);
-      std::string w;
-      while (std::getline(s, w, ',')) config.widths.push_back(std::stoll(w));
-    } else if (a == "--batch") {
-      batch = std::stoll(v);
-    } else if (a == "--rounds") {
-      rounds = std::stoll(v);
-    } else if (a == "--steps") {
-      steps = std::stoll(v);
-    } else if (a == "--threads") {
-      threads = std::stoi(v);
-    } else if (a == "--force-fraction") {
-      fractions.clear();
-      std::stringstream s(v);
-      std::string w;
-      while (std::getline(s, w, ',')) fractions.push_back(std::stod(w));
-    } else if (a == "--json") {
-      json_path = v;
-    } else {
-      std::fprintf(stderr, "bench-train-throughput: unknown option %s\n", a.c_str());
+  for (int i = 1; i < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "bench-train-throughput: option %s needs a value\n%s", a.c_str(), kUsage);
       return 2;
     }
+    const std::string v = argv[i + 1];
+    try {
+      if (a == "--widths") {
+        config.widths.clear();
+        std::stringstream s(v);
+        std::string w;
+        while (std::getline(s, w, ',')) config.widths.push_back(std::stoll(w));
+      } else if (a == "--batch") {
+        batch = std::stoll(v);
+      } else if (a == "--rounds") {
+        rounds = std::stoll(v);
+      } else if (a == "--steps") {
+        steps = std::stoll(v);
+      } else if (a == "--threads") {
+        threads = std::stoi(v);
+      } else if (a == "--force-fraction") {
+        fractions.clear();
+        std::stringstream s(v);
+        std::string w;
+        while (std::getline(s, w, ',')) fractions.push_back(std::stod(w));
+      } else if (a == "--json") {
+        json_path = v;
+      } else {
+        std::fprintf(stderr, "bench-train-throughput: unknown option %s\n%s", a.c_str(), kUsage);
+        return 2;
+      }
+    } catch (const std::exception &) {  // std::stoll / std::stod on a value that is not a number
+      std::fprintf(stderr, "bench-train-throughput: bad value '%s' for %s\n", v.c_str(), a.c_str());
+      return 2;
+    }
+  }
+  bool fractions_ok = !fractions.empty();
+  for (double r : fractions) fractions_ok = fractions_ok && r > 0.0 && r <= 1.0;
+  if (batch < 1 || rounds < 1 || steps < 1 || threads < 0 || config.widths.empty() || !fractions_ok) {
+    std::fprintf(stderr, "bench-train-throughput: --batch, --rounds and --steps must be >= 1, --threads >= 0, "
+                         "--widths not empty, every --force-fraction in (0, 1]\n");
+    return 2;
   }
   cff::set_threads(threads);
   torch::manual_seed(0);
