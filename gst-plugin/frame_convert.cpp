@@ -71,23 +71,40 @@ inline float expand_luma(float y, bool limited) { return limited ? (y - 16.0f) *
 inline float expand_chroma(float c, bool limited) { return limited ? (c - 128.0f) * (255.0f / 224.0f) : c - 128.0f; }
 inline float clamp255(float v) { return std::min(255.0f, std::max(0.0f, v)); }
 
+// One row of a packed RGB-like format; the pixel size is a template argument so that the loops have a
+// constant stride (the per-frame conversion cost is mostly here on large frames).
+template <int Bytes>
+void read_packed_row(const uint8_t *line, int w, const PackedLayout &packed, int channels, std::vector<float> *rows) {
+  const int ri = packed.r, gi = packed.g, bi = packed.b;
+  if (channels == 1) {
+    float *luma = rows[0].data();
+    for (int x = 0; x < w; ++x) {
+      const uint8_t *p = line + static_cast<ptrdiff_t>(x) * Bytes;
+      luma[x] = 0.299f * p[ri] + 0.587f * p[gi] + 0.114f * p[bi];  // BT.601 luma
+    }
+    return;
+  }
+  float *r = rows[0].data(), *g = rows[1].data(), *b = rows[2].data();
+  for (int x = 0; x < w; ++x) {
+    const uint8_t *p = line + static_cast<ptrdiff_t>(x) * Bytes;
+    r[x] = p[ri];
+    g[x] = p[gi];
+    b[x] = p[bi];
+  }
+}
+
 // Reads one row of the region as `channels` float rows (full-range 0..255) into rows[c][0..w).
 void read_row(const PixelView &view, const Region &region, int y, int channels, std::vector<float> *rows) {
   const int w = region.width;
   const int sy = region.y + y;
   PackedLayout packed{};
   if (packed_layout(view.format, packed)) {
-    const uint8_t *line = view.planes[0] + static_cast<ptrdiff_t>(sy) * view.strides[0];
-    for (int x = 0; x < w; ++x) {
-      const uint8_t *p = line + static_cast<ptrdiff_t>(region.x + x) * packed.bytes;
-      const float r = p[packed.r], g = p[packed.g], b = p[packed.b];
-      if (channels == 1) {
-        rows[0][x] = 0.299f * r + 0.587f * g + 0.114f * b;  // BT.601 luma
-      } else {
-        rows[0][x] = r;
-        rows[1][x] = g;
-        rows[2][x] = b;
-      }
+    const uint8_t *line = view.planes[0] + static_cast<ptrdiff_t>(sy) * view.strides[0] +
+                          static_cast<ptrdiff_t>(region.x) * packed.bytes;
+    if (packed.bytes == 3) {
+      read_packed_row<3>(line, w, packed, channels, rows);
+    } else {
+      read_packed_row<4>(line, w, packed, channels, rows);
     }
     return;
   }
@@ -195,41 +212,54 @@ void convert_region(const PixelView &view, const Region &region, const InputLayo
   if (!out) throw std::invalid_argument("convert: null output");
 
   const int C = layout.channels, H = layout.height, W = layout.width;
-  const auto horizontal = make_taps(region.width, W);
+  const int width = region.width;
+  const auto horizontal = make_taps(width, W);
   const auto vertical = make_taps(region.height, H);
 
-  // Horizontal pass row by row, so memory stays region.height x W per channel even for 4K frames.
+  // Vertical pass first: each source row is converted once and added, with its weight, into the output
+  // rows it contributes to (contiguous multiply-adds the compiler vectorises). The horizontal taps then
+  // run on H rows only instead of every source row. Memory: C x H x region width floats.
+  struct Contribution {
+    int row;
+    float weight;
+  };
+  std::vector<std::vector<Contribution>> contributions(static_cast<size_t>(region.height));
+  for (int y = 0; y < H; ++y) {
+    const auto &t = vertical[static_cast<size_t>(y)];
+    for (size_t j = 0; j < t.weights.size(); ++j) {
+      contributions[static_cast<size_t>(t.first + static_cast<int>(j))].push_back({y, t.weights[j]});
+    }
+  }
   std::vector<float> source_rows[3];
-  for (int c = 0; c < C; ++c) source_rows[c].resize(static_cast<size_t>(region.width));
-  std::vector<float> narrowed(static_cast<size_t>(C) * region.height * W);
-  for (int y = 0; y < region.height; ++y) {
-    read_row(view, region, y, C, source_rows);
+  for (int c = 0; c < C; ++c) source_rows[c].resize(static_cast<size_t>(width));
+  std::vector<float> columns(static_cast<size_t>(C) * H * width, 0.0f);
+  for (int sy = 0; sy < region.height; ++sy) {
+    const auto &targets = contributions[static_cast<size_t>(sy)];
+    if (targets.empty()) continue;  // a source row no output sample covers
+    read_row(view, region, sy, C, source_rows);
     for (int c = 0; c < C; ++c) {
-      float *dst = narrowed.data() + (static_cast<size_t>(c) * region.height + y) * W;
       const float *src = source_rows[c].data();
-      for (int x = 0; x < W; ++x) {
-        const auto &t = horizontal[static_cast<size_t>(x)];
-        float sum = 0.0f;
-        for (size_t j = 0; j < t.weights.size(); ++j) sum += t.weights[j] * src[t.first + static_cast<int>(j)];
-        dst[x] = sum;
+      for (const auto &target : targets) {
+        float *acc = columns.data() + (static_cast<size_t>(c) * H + target.row) * width;
+        const float w = target.weight;
+        for (int x = 0; x < width; ++x) acc[x] += w * src[x];
       }
     }
   }
-  // Vertical pass and normalisation.
+  // Horizontal pass and normalisation.
   for (int c = 0; c < C; ++c) {
     const double mean = layout.mean.size() == 1 ? layout.mean[0] : layout.mean[static_cast<size_t>(c)];
     const double std = layout.std.size() == 1 ? layout.std[0] : layout.std[static_cast<size_t>(c)];
     const float scale = static_cast<float>(1.0 / (255.0 * std));
     const float offset = static_cast<float>(mean / std);
-    const float *plane = narrowed.data() + static_cast<size_t>(c) * region.height * W;
     float *dst = out + static_cast<size_t>(c) * H * W;
     for (int y = 0; y < H; ++y) {
-      const auto &t = vertical[static_cast<size_t>(y)];
+      const float *row = columns.data() + (static_cast<size_t>(c) * H + y) * width;
       for (int x = 0; x < W; ++x) {
+        const auto &t = horizontal[static_cast<size_t>(x)];
+        const float *src = row + t.first;
         float sum = 0.0f;
-        for (size_t j = 0; j < t.weights.size(); ++j) {
-          sum += t.weights[j] * plane[static_cast<size_t>(t.first + static_cast<int>(j)) * W + x];
-        }
+        for (size_t j = 0; j < t.weights.size(); ++j) sum += t.weights[j] * src[j];
         dst[static_cast<size_t>(y) * W + x] = sum * scale - offset;
       }
     }
