@@ -31,6 +31,18 @@ grep -q "uncond. confident 2 steps" "$out/first.txt" || fail "no unconditional c
 grep -q "default: already done" "$out/second.err" || fail "finished runs were not reused: $(cat "$out/second.err")"
 diff <(grep '^| default |' "$out/first.txt") <(grep '^| default |' "$out/second.txt") || fail "reused row changed"
 
+# A run stopped while training continues from its checkpoint (--resume) instead of starting again.
+/usr/bin/env python3 - "$out/sweep/default/sweep-run.json" <<'PY'
+import json, sys
+record = json.load(open(sys.argv[1]))
+record["state"] = "training"
+json.dump(record, open(sys.argv[1], "w"))
+PY
+"${sweep[@]}" --configs default > "$out/third.txt" 2> "$out/third.err" || { cat "$out/third.err" >&2; fail "resumed sweep failed"; }
+grep -q "default: resuming" "$out/third.err" || fail "the stopped run was not resumed: $(cat "$out/third.err")"
+grep -q "resumed from" "$out/sweep/default/train.log" || fail "cff-train did not resume: $(tail -3 "$out/sweep/default/train.log")"
+grep -q "^| default | [0-9.]*% |" "$out/third.txt" || fail "no default row after resuming"
+
 set +e
 "${sweep[@]}" --configs default,bogus > /dev/null 2> "$out/bad.err"
 status=$?

@@ -7,7 +7,8 @@ count, unconditional judge confidence, training time.
 
 Configurations are named in tools/sweep/configs.json (extra cff-train options each). The paper-literal recipe
 is always a row. A configuration whose run folder already holds a model and an evaluation made with the same
-options is not trained again, so an interrupted sweep continues where it stopped. Writes OUT/sweep.md and
+options is not trained again, and one stopped while training resumes from its last epoch checkpoint, so an
+interrupted sweep continues where it stopped. Writes OUT/sweep.md and
 OUT/sweep.json; each run's logs are OUT/NAME/train.log and OUT/NAME/eval.log. Exit status: 0 all rows done,
 1 a run failed (its row says why), 2 bad options.
 """
@@ -42,10 +43,18 @@ def load_configs(path):
     return {k: v for k, v in configs.items() if not k.startswith("_")}
 
 
-def run_logged(command, log_path):
+def write_record(path, record):
+    """Writes a run's record atomically (temporary file, then rename)."""
+    temporary = path + ".tmp"
+    with open(temporary, "w") as f:
+        json.dump(record, f, indent=2)
+    os.replace(temporary, path)
+
+
+def run_logged(command, log_path, append=False):
     """Runs command with its output in log_path; returns (exit status, seconds)."""
     start = time.monotonic()
-    with open(log_path, "w") as log:
+    with open(log_path, "a" if append else "w") as log:
         log.write("$ " + " ".join(shlex.quote(c) for c in command) + "\n")
         log.flush()
         status = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
@@ -80,22 +89,33 @@ def run_config(name, config, args, index, total):
     if os.path.exists(record_path):
         with open(record_path) as f:
             record = json.load(f)
-    if record.get("commands") != wanted or not os.path.exists(model) or not os.path.exists(summary_path):
-        print(f"sweep: [{index}/{total}] {name}: training ({os.path.join(folder, 'train.log')})", file=sys.stderr)
-        status, train_seconds = run_logged(train_command, os.path.join(folder, "train.log"))
-        if status != 0:
-            return {"name": name, "error": f"cff-train exit {status}: {last_line(os.path.join(folder, 'train.log'))}"}
+    same = record.get("commands") == wanted
+    if "state" not in record and "eval_seconds" in record:
+        record["state"] = "done"  # written before records had a state
+    if same and record.get("state") == "done" and os.path.exists(model) and os.path.exists(summary_path):
+        print(f"sweep: [{index}/{total}] {name}: already done, reusing {folder}", file=sys.stderr)
+    else:
+        train_seconds = record.get("train_seconds", 0.0) if same else 0.0
+        if same and record.get("state") == "evaluating" and os.path.exists(model):
+            print(f"sweep: [{index}/{total}] {name}: trained before, evaluating only", file=sys.stderr)
+        else:
+            # A run stopped part way (session end, kill) continues from its last epoch checkpoint.
+            resume = same and record.get("state") == "training" and os.path.exists(os.path.join(folder, "checkpoint.pt"))
+            write_record(record_path, {"commands": wanted, "state": "training", "train_seconds": train_seconds})
+            print(f"sweep: [{index}/{total}] {name}: {'resuming' if resume else 'training'} "
+                  f"({os.path.join(folder, 'train.log')})", file=sys.stderr)
+            status, seconds = run_logged(train_command + (["--resume"] if resume else []),
+                                         os.path.join(folder, "train.log"), append=resume)
+            if status != 0:
+                return {"name": name, "error": f"cff-train exit {status}: {last_line(os.path.join(folder, 'train.log'))}"}
+            train_seconds += seconds
+            write_record(record_path, {"commands": wanted, "state": "evaluating", "train_seconds": train_seconds})
         print(f"sweep: [{index}/{total}] {name}: evaluating ({os.path.join(folder, 'eval.log')})", file=sys.stderr)
         status, eval_seconds = run_logged(eval_command, os.path.join(folder, "eval.log"))
         if status != 0:
             return {"name": name, "error": f"cff-eval exit {status}: {last_line(os.path.join(folder, 'eval.log'))}"}
-        record = {"commands": wanted, "train_seconds": train_seconds, "eval_seconds": eval_seconds}
-        temporary = record_path + ".tmp"
-        with open(temporary, "w") as f:
-            json.dump(record, f, indent=2)
-        os.replace(temporary, record_path)
-    else:
-        print(f"sweep: [{index}/{total}] {name}: already done, reusing {folder}", file=sys.stderr)
+        record = {"commands": wanted, "state": "done", "train_seconds": train_seconds, "eval_seconds": eval_seconds}
+        write_record(record_path, record)
     with open(summary_path) as f:
         summary = json.load(f)
     return {"name": name, "about": config.get("about", ""), "train_options": config["train"],
