@@ -219,32 +219,37 @@ void convert_region(const PixelView &view, const Region &region, const InputLayo
   // Vertical pass first: each source row is converted once and added, with its weight, into the output
   // rows it contributes to (contiguous multiply-adds the compiler vectorises). The horizontal taps then
   // run on H rows only instead of every source row. Memory: C x H x region width floats.
+  // (source row, output row, weight) for every vertical tap, ordered by source row: one allocation a frame.
   struct Contribution {
-    int row;
+    int source, row;
     float weight;
   };
-  std::vector<std::vector<Contribution>> contributions(static_cast<size_t>(region.height));
+  std::vector<Contribution> contributions;
+  contributions.reserve(static_cast<size_t>(H) * 4);
   for (int y = 0; y < H; ++y) {
     const auto &t = vertical[static_cast<size_t>(y)];
-    for (size_t j = 0; j < t.weights.size(); ++j) {
-      contributions[static_cast<size_t>(t.first + static_cast<int>(j))].push_back({y, t.weights[j]});
-    }
+    for (size_t j = 0; j < t.weights.size(); ++j) contributions.push_back({t.first + static_cast<int>(j), y, t.weights[j]});
   }
+  // Area taps already come in source order; bilinear taps of neighbouring outputs can interleave.
+  std::stable_sort(contributions.begin(), contributions.end(),
+                   [](const Contribution &a, const Contribution &b) { return a.source < b.source; });
   std::vector<float> source_rows[3];
   for (int c = 0; c < C; ++c) source_rows[c].resize(static_cast<size_t>(width));
   std::vector<float> columns(static_cast<size_t>(C) * H * width, 0.0f);
-  for (int sy = 0; sy < region.height; ++sy) {
-    const auto &targets = contributions[static_cast<size_t>(sy)];
-    if (targets.empty()) continue;  // a source row no output sample covers
-    read_row(view, region, sy, C, source_rows);
+  for (size_t k = 0; k < contributions.size();) {
+    const int sy = contributions[k].source;
+    size_t end = k;
+    while (end < contributions.size() && contributions[end].source == sy) ++end;
+    read_row(view, region, sy, C, source_rows);  // source rows no output covers are never read
     for (int c = 0; c < C; ++c) {
       const float *src = source_rows[c].data();
-      for (const auto &target : targets) {
-        float *acc = columns.data() + (static_cast<size_t>(c) * H + target.row) * width;
-        const float w = target.weight;
+      for (size_t i = k; i < end; ++i) {
+        float *acc = columns.data() + (static_cast<size_t>(c) * H + contributions[i].row) * width;
+        const float w = contributions[i].weight;
         for (int x = 0; x < width; ++x) acc[x] += w * src[x];
       }
     }
+    k = end;
   }
   // Horizontal pass and normalisation.
   for (int c = 0; c < C; ++c) {
