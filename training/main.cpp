@@ -7,39 +7,16 @@
 #include <string>
 
 #include "cff/model_file.h"
+#include "cli.h"
 #include "datasets.h"
 #include "trainer.h"
 
 namespace {
 
-struct Option {
-  std::string name, arg, help;
-  std::function<void(const std::string &)> set;
-};
-
-double to_double(const std::string &name, const std::string &v) {
-  char *end = nullptr;
-  const double d = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0' || !std::isfinite(d)) throw std::runtime_error("--" + name + ": '" + v + "' is not a number");
-  return d;
-}
-
-int64_t to_int(const std::string &name, const std::string &v) {
-  char *end = nullptr;
-  const long long i = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0') throw std::runtime_error("--" + name + ": '" + v + "' is not an integer");
-  return i;
-}
-
-std::vector<std::string> split(const std::string &v) {
-  std::vector<std::string> out;
-  std::stringstream s(v);
-  std::string item;
-  while (std::getline(s, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
+using cff::cli::Option;
+using cff::cli::split;
+using cff::cli::to_double;
+using cff::cli::to_int;
 
 int print_info(const std::string &path) {
   const auto meta = cff::read_model_metadata(path);
@@ -107,34 +84,12 @@ int main(int argc, char **argv) {
   };
   try {
     for (int i = 0; i < argc; ++i) o.command_line += (i ? " " : "") + std::string(argv[i]);
-    for (int i = 1; i < argc; ++i) {
-      std::string arg = argv[i];
-      if (arg == "-h") arg = "--help";
-      if (arg.rfind("--", 0) != 0) throw std::runtime_error("unexpected argument '" + arg + "' (see --help)");
-      std::string name = arg.substr(2), value;
-      const auto eq = name.find('=');
-      if (eq != std::string::npos) {
-        value = name.substr(eq + 1);
-        name = name.substr(0, eq);
-      }
-      const Option *found = nullptr;
-      for (const auto &opt : options) {
-        if (opt.name == name) found = &opt;
-      }
-      if (!found) throw std::runtime_error("unknown option --" + name + " (see --help)");
-      if (!found->arg.empty() && eq == std::string::npos) {
-        if (i + 1 >= argc) throw std::runtime_error("--" + name + " needs a value (" + found->arg + ")");
-        value = argv[++i];
-      }
-      found->set(value);
-    }
+    const auto positional = cff::cli::parse(argc, argv, options, " (see --help)");
+    if (!positional.empty()) throw std::runtime_error("unexpected argument '" + positional[0] + "' (see --help)");
     if (help) {
       std::printf("usage: cff-train [options]\n\nTrains a Central Force Field classifier (or the plain CE baseline), "
                   "checkpointing every epoch,\nand exports a cff model file with labels, a calibrated OOD threshold and provenance.\n\n");
-      for (const auto &opt : options) {
-        std::string left = "--" + opt.name + (opt.arg.empty() ? "" : " " + opt.arg);
-        std::printf("  %-22s %s\n", left.c_str(), opt.help.c_str());
-      }
+      cff::cli::print_options(options);
       return 0;
     }
     if (!info.empty()) return print_info(info);

@@ -14,43 +14,20 @@
 #include <opencv2/core/utils/logger.hpp>
 
 #include "cff/device.h"
+#include "cli.h"
 #include "evaluate.h"
 #include "report.h"
 
 namespace {
 
-class UsageError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using cff::cli::Option;
+using cff::cli::to_double;
+using cff::cli::to_int;
+using cff::cli::UsageError;
 
-struct Option {
-  std::string name, arg, help;
-  std::function<void(const std::string &)> set;
-};
-
-double to_double(const std::string &name, const std::string &v) {
-  char *end = nullptr;
-  const double d = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0' || !std::isfinite(d)) throw UsageError("--" + name + ": '" + v + "' is not a number");
-  return d;
-}
-
-int64_t to_int(const std::string &name, const std::string &v, int64_t minimum) {
-  char *end = nullptr;
-  const long long i = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0') throw UsageError("--" + name + ": '" + v + "' is not an integer");
-  if (i < minimum) throw UsageError("--" + name + ": must be at least " + std::to_string(minimum));
-  return i;
-}
-
+// A comma-separated list that must not be empty.
 std::vector<std::string> split(const std::string &name, const std::string &v) {
-  std::vector<std::string> out;
-  std::stringstream s(v);
-  std::string item;
-  while (std::getline(s, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
+  auto out = cff::cli::split(v);
   if (out.empty()) throw UsageError("--" + name + ": empty list");
   return out;
 }
@@ -149,31 +126,7 @@ int main(int argc, char **argv) {
   };
   try {
     for (int i = 0; i < argc; ++i) o.command_line += (i ? " " : "") + std::string(argv[i]);
-    std::vector<std::string> positional;
-    for (int i = 1; i < argc; ++i) {
-      std::string arg = argv[i];
-      if (arg == "-h") arg = "--help";
-      if (arg.rfind("--", 0) != 0) {
-        positional.push_back(arg);
-        continue;
-      }
-      std::string name = arg.substr(2), value;
-      const auto eq = name.find('=');
-      if (eq != std::string::npos) {
-        value = name.substr(eq + 1);
-        name = name.substr(0, eq);
-      }
-      const Option *found = nullptr;
-      for (const auto &opt : options) {
-        if (opt.name == name) found = &opt;
-      }
-      if (!found) throw UsageError("unknown option --" + name);
-      if (!found->arg.empty() && eq == std::string::npos) {
-        if (i + 1 >= argc) throw UsageError("--" + name + " needs a value (" + found->arg + ")");
-        value = argv[++i];
-      }
-      found->set(value);
-    }
+    const auto positional = cff::cli::parse(argc, argv, options);
     if (help) {
       std::printf("usage: cff-eval [options] MODEL\n\n"
                   "Evaluates a cff model file and writes a report folder (report.md, summary.json, PNG figures):\n"
@@ -182,10 +135,7 @@ int main(int argc, char **argv) {
                   "energy histograms); conditional generation (sample grids, label agreement and FID with --judge);\n"
                   "denoising (PSNR and SSIM of cff and OpenCV non-local means). Progress goes to stderr, a summary to stdout.\n"
                   "Exit status: 0 done, 1 a model, dataset or video could not be used, 2 bad options.\n\n");
-      for (const auto &opt : options) {
-        const std::string left = "--" + opt.name + (opt.arg.empty() ? "" : " " + opt.arg);
-        std::printf("  %-22s %s\n", left.c_str(), opt.help.c_str());
-      }
+      cff::cli::print_options(options);
       return 0;
     }
     if (positional.size() != 1) {

@@ -1,0 +1,42 @@
+// The command-line parsing that cff-train and cff-eval share: a table of options (name, value name, help,
+// setter), --name VALUE and --name=VALUE, flags, -h for --help, and number parsing with one-line errors.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace cff::cli {
+
+// A bad command line: unknown option, missing or malformed value. Its message names the option.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Option {
+  std::string name;  // without the leading "--"
+  std::string arg;   // value name shown in the help ("N", "FILE"); empty for a flag
+  std::string help;
+  std::function<void(const std::string &)> set;  // receives the value ("" for a flag)
+};
+
+// "--name: 'v' is not a number" (finite values only).
+double to_double(const std::string &name, const std::string &v);
+// "--name: 'v' is not an integer", "--name: must be at least MINIMUM".
+int64_t to_int(const std::string &name, const std::string &v,
+               int64_t minimum = std::numeric_limits<int64_t>::min());
+// Comma-separated items, empty ones dropped.
+std::vector<std::string> split(const std::string &v);
+
+// Applies argv[1..] to the options and returns the arguments that are not options, in order. `hint` is
+// appended to the unknown-option message (e.g. " (see --help)"). Throws UsageError.
+std::vector<std::string> parse(int argc, char **argv, const std::vector<Option> &options, const std::string &hint = "");
+
+// The option table as help lines: "  --name ARG   help".
+void print_options(const std::vector<Option> &options);
+
+}  // namespace cff::cli
