@@ -26,9 +26,13 @@ constexpr const char *kParamName = "cff/generation";
 constexpr const char *kRoiType = "cff";
 constexpr const char *kDefaultLabel = "cycle";
 constexpr double kDefaultGuidance = 1.0;
-constexpr guint kDefaultSteps = 50;
-constexpr double kDefaultEta = 1.0;
-constexpr double kDefaultTStart = 800.0;  // METHOD.md: a start at alpha_bar ~ 0.1 beats t = T
+// The sampler defaults are libcff's measured choice (docs/recipe.md).
+constexpr guint kDefaultSteps = static_cast<guint>(cff::CentripetalDefaults::steps);
+constexpr double kDefaultEta = cff::CentripetalDefaults::eta;
+constexpr double kDefaultTStart = cff::CentripetalDefaults::t_start;
+constexpr double kDefaultSpacingPower = cff::CentripetalDefaults::spacing_power;
+constexpr guint kDefaultCorrectorSteps = static_cast<guint>(cff::CentripetalDefaults::corrector_steps);
+constexpr double kDefaultCorrectorSnr = cff::CentripetalDefaults::corrector_snr;
 constexpr guint kDefaultBatch = 1;
 
 using Sampler = cff::Engine::Sampler;
@@ -44,6 +48,9 @@ enum {
   PROP_STEPS,
   PROP_ETA,
   PROP_T_START,
+  PROP_SPACING_POWER,
+  PROP_CORRECTOR_STEPS,
+  PROP_CORRECTOR_SNR,
   PROP_SEED,
   PROP_SAMPLER,
   PROP_BATCH,
@@ -120,6 +127,9 @@ struct Settings {
   guint steps = kDefaultSteps;
   double eta = kDefaultEta;
   double t_start = kDefaultTStart;
+  double spacing_power = kDefaultSpacingPower;
+  guint corrector_steps = kDefaultCorrectorSteps;
+  double corrector_snr = kDefaultCorrectorSnr;
   guint64 seed = 0;
   Sampler sampler = Sampler::centripetal;
   guint batch = kDefaultBatch;
@@ -366,6 +376,9 @@ void generate_batch(GstCffGenerate *self, const Settings &s) {
   options.steps = static_cast<int>(s.steps);
   options.eta = s.eta;
   options.t_start = s.t_start;
+  options.spacing_power = s.spacing_power;
+  options.corrector_steps = static_cast<int>(s.corrector_steps);
+  options.corrector_snr = s.corrector_snr;
   options.guidance = s.guidance;
   options.guide = p.guide;
   options.trajectory = s.trajectory;
@@ -524,6 +537,9 @@ void set_property(GObject *object, guint prop_id, const GValue *value, GParamSpe
       case PROP_STEPS: s.steps = g_value_get_uint(value); break;
       case PROP_ETA: s.eta = g_value_get_double(value); break;
       case PROP_T_START: s.t_start = g_value_get_double(value); break;
+      case PROP_SPACING_POWER: s.spacing_power = g_value_get_double(value); break;
+      case PROP_CORRECTOR_STEPS: s.corrector_steps = g_value_get_uint(value); break;
+      case PROP_CORRECTOR_SNR: s.corrector_snr = g_value_get_double(value); break;
       case PROP_SEED: s.seed = g_value_get_uint64(value); break;
       case PROP_SAMPLER: s.sampler = static_cast<Sampler>(g_value_get_enum(value)); break;
       case PROP_BATCH: s.batch = g_value_get_uint(value); break;
@@ -565,6 +581,9 @@ void get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *psp
     case PROP_STEPS: g_value_set_uint(value, s.steps); break;
     case PROP_ETA: g_value_set_double(value, s.eta); break;
     case PROP_T_START: g_value_set_double(value, s.t_start); break;
+    case PROP_SPACING_POWER: g_value_set_double(value, s.spacing_power); break;
+    case PROP_CORRECTOR_STEPS: g_value_set_uint(value, s.corrector_steps); break;
+    case PROP_CORRECTOR_SNR: g_value_set_double(value, s.corrector_snr); break;
     case PROP_SEED: g_value_set_uint64(value, s.seed); break;
     case PROP_SAMPLER: g_value_set_enum(value, static_cast<gint>(s.sampler)); break;
     case PROP_BATCH: g_value_set_uint(value, s.batch); break;
@@ -632,6 +651,23 @@ static void gst_cff_generate_class_init(GstCffGenerateClass *klass) {
                           "Centripetal sampler: the noise is taken as x_t at this time of the model's schedule "
                           "(at most its T, usually 1000)",
                           0.001, 1e6, kDefaultTStart, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_SPACING_POWER,
+      g_param_spec_double("spacing-power", "Step spacing",
+                          "Centripetal sampler: step k of the steps leaves time t-start * ((steps - k) / steps)^P; "
+                          "1 = evenly spaced, 2 = more of the steps near the image, where detail forms",
+                          0.25, 4.0, kDefaultSpacingPower, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_CORRECTOR_STEPS,
+      g_param_spec_uint("corrector-steps", "Corrector steps",
+                        "Centripetal sampler: Langevin corrector steps after each step (each costs one more model "
+                        "pass)",
+                        0, 100, kDefaultCorrectorSteps, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_CORRECTOR_SNR,
+      g_param_spec_double("corrector-snr", "Corrector SNR",
+                          "Centripetal sampler: signal-to-noise ratio that sizes each corrector step", 0.001, 1.0,
+                          kDefaultCorrectorSnr, playing));
   g_object_class_install_property(
       gobject_class, PROP_SEED,
       g_param_spec_uint64("seed", "Seed",

@@ -203,6 +203,9 @@ Engine::Generated Engine::generate(const std::vector<int> &labels, const std::ve
     throw std::invalid_argument("generate: t_start must be in (0, " + std::to_string(schedule.steps()) + "]");
   }
   if (centripetal && options.eta < 0.0) throw std::invalid_argument("generate: eta must be >= 0");
+  if (centripetal && !(options.spacing_power > 0.0)) throw std::invalid_argument("generate: spacing power must be > 0");
+  if (centripetal && options.corrector_steps < 0) throw std::invalid_argument("generate: corrector steps must be >= 0");
+  if (centripetal && !(options.corrector_snr > 0.0)) throw std::invalid_argument("generate: corrector SNR must be > 0");
   Engine *guide = centripetal && options.guide && conditional ? options.guide.get() : nullptr;
   if (guide) {
     const auto &g = guide->info();
@@ -243,6 +246,9 @@ Engine::Generated Engine::generate(const std::vector<int> &labels, const std::ve
         o.seed = seeds[0];
         o.labels = label_tensor;
         o.guidance = options.guidance;
+        o.spacing_power = options.spacing_power;
+        o.corrector_steps = options.corrector_steps;
+        o.corrector_snr = options.corrector_snr;
         if (guide) {
           const c10::Device guide_device = guide->impl_->model.device;
           o.guide = [f = guide->impl_->logits, guide_device](const torch::Tensor &x) {

@@ -34,6 +34,9 @@ torch::Tensor run_centripetal(const LogitsFunction &f, const CosineSchedule &sch
   if (x_start.dim() != 4) throw std::invalid_argument("sampler: expected x [N, C, H, W]");
   if (options.steps < 1) throw std::invalid_argument("sampler: steps must be >= 1");
   if (options.eta < 0.0) throw std::invalid_argument("sampler: eta must be >= 0");
+  if (!(options.spacing_power > 0.0)) throw std::invalid_argument("sampler: spacing power must be > 0");
+  if (options.corrector_steps < 0) throw std::invalid_argument("sampler: corrector steps must be >= 0");
+  if (!(options.corrector_snr > 0.0)) throw std::invalid_argument("sampler: corrector SNR must be > 0");
   const int64_t n = x_start.size(0);
   auto t0 = t_start.to(torch::kCPU, torch::kDouble).contiguous();
   if (t0.numel() != n) throw std::invalid_argument("sampler: one start time per sample expected");
@@ -49,12 +52,15 @@ torch::Tensor run_centripetal(const LogitsFunction &f, const CosineSchedule &sch
   torch::Tensor x0_hat = x;
   const auto *starts = t0.data_ptr<double>();
   for (int64_t step = 0; step < options.steps; ++step) {
-    // Evenly spaced times from each sample's start down to 0.
+    // Times from each sample's start down to 0, spaced by spacing_power (1 = evenly).
+    const double steps = static_cast<double>(options.steps);
+    const double frac_now = std::pow(static_cast<double>(options.steps - step) / steps, options.spacing_power);
+    const double frac_next = std::pow(static_cast<double>(options.steps - step - 1) / steps, options.spacing_power);
     std::vector<double> a_now(n), a_next(n), sigma(n), dir_scale(n);
     bool any_noise = false;
     for (int64_t i = 0; i < n; ++i) {
-      const double t_now = starts[i] * static_cast<double>(options.steps - step) / static_cast<double>(options.steps);
-      const double t_next = starts[i] * static_cast<double>(options.steps - step - 1) / static_cast<double>(options.steps);
+      const double t_now = starts[i] * frac_now;
+      const double t_next = starts[i] * frac_next;
       a_now[i] = schedule.alpha_bar(t_now);
       a_next[i] = schedule.alpha_bar(t_next);
       double s = 0.0;
@@ -74,6 +80,17 @@ torch::Tensor run_centripetal(const LogitsFunction &f, const CosineSchedule &sch
     if (any_noise) {
       auto z = torch::randn(x.sizes(), gen, torch::kFloat32).to(x.device());
       x = x + per_sample(sigma, x) * z;
+    }
+    if (options.corrector_steps > 0 && step + 1 < options.steps) {
+      std::vector<double> noise_scale(n);
+      for (int64_t i = 0; i < n; ++i) noise_scale[i] = std::sqrt(std::max(0.0, 1.0 - a_next[i]));
+      const auto scale = per_sample(noise_scale, x);
+      const double r = options.corrector_snr;
+      for (int64_t c = 0; c < options.corrector_steps; ++c) {
+        auto direction = sqrt_d * force_direction(f, x, force_options).direction.detach();
+        auto z = torch::randn(x.sizes(), gen, torch::kFloat32).to(x.device());
+        x = x - (2.0 * r * r) * scale * direction + (2.0 * r) * scale * z;
+      }
     }
     if (options.on_step) options.on_step(step, x0_hat);
   }

@@ -260,6 +260,44 @@ TEST(CffGenerate, OtherSamplersAndDecoupledGuidance) {
   EXPECT_NE(unguided.frames.at(0), plain.frames[0]);  // guidance changes the path
 }
 
+TEST(CffGenerate, StepSpacingAndCorrectorReachTheSampler) {
+  // eta = 0 and the same seed: only the new settings can change the frames.
+  auto plain = run_generate("num-buffers=2 steps=4 eta=0 seed=3 spacing-power=1 corrector-steps=0");
+  auto spaced = run_generate("num-buffers=2 steps=4 eta=0 seed=3 spacing-power=2 corrector-steps=0");
+  auto corrected = run_generate("num-buffers=2 steps=4 eta=0 seed=3 spacing-power=1 corrector-steps=1");
+  auto stronger = run_generate("num-buffers=2 steps=4 eta=0 seed=3 spacing-power=1 corrector-steps=1 corrector-snr=0.3");
+  ASSERT_EQ(plain.frames.size(), 2u) << plain.error;
+  ASSERT_EQ(spaced.frames.size(), 2u) << spaced.error;
+  ASSERT_EQ(corrected.frames.size(), 2u) << corrected.error;
+  ASSERT_EQ(stronger.frames.size(), 2u) << stronger.error;
+  EXPECT_NE(plain.frames[0], spaced.frames[0]);
+  EXPECT_NE(plain.frames[0], corrected.frames[0]);
+  EXPECT_NE(corrected.frames[0], stronger.frames[0]);
+  // A corrector adds passes, not frames: a trajectory still has one frame per step.
+  auto movie = run_generate("num-buffers=4 steps=4 eta=0 seed=3 corrector-steps=2 trajectory=true");
+  ASSERT_EQ(movie.frames.size(), 4u) << movie.error;
+  EXPECT_EQ(movie.int_at(3, "step"), 3);
+
+  // The defaults are libcff's (docs/recipe.md), and out-of-range values are refused by the property.
+  cff_gst_test::ensure_gst();
+  GstElement *gen = gst_element_factory_make("cffgenerate", nullptr);
+  ASSERT_NE(gen, nullptr);
+  double power = 0.0, snr = 0.0;
+  guint corrector = 99;
+  g_object_get(gen, "spacing-power", &power, "corrector-steps", &corrector, "corrector-snr", &snr, nullptr);
+  EXPECT_DOUBLE_EQ(power, cff::CentripetalDefaults::spacing_power);
+  EXPECT_EQ(corrector, static_cast<guint>(cff::CentripetalDefaults::corrector_steps));
+  EXPECT_DOUBLE_EQ(snr, cff::CentripetalDefaults::corrector_snr);
+  GParamSpec *spec = g_object_class_find_property(G_OBJECT_GET_CLASS(gen), "spacing-power");
+  ASSERT_NE(spec, nullptr);
+  GValue value = G_VALUE_INIT;
+  g_value_init(&value, G_TYPE_DOUBLE);
+  g_value_set_double(&value, 0.0);
+  EXPECT_TRUE(g_param_value_validate(spec, &value));  // 0 is out of range and gets clamped
+  g_value_unset(&value);
+  gst_object_unref(gen);
+}
+
 TEST(CffGenerate, LabelChangeWhilePlayingTakesEffect) {
   cff_gst_test::ensure_gst();
   const std::string text = "cffgenerate name=gen device=cpu threads=1 steps=2 label=1 model=\"" + test_model().path +

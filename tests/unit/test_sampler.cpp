@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include "test_helpers.h"
@@ -26,6 +27,22 @@ LogitsFunction gaussian_mixture_classifier(const torch::Tensor &mean) {
     auto l1 = -0.5 * (flat + m).pow(2).sum(1);
     return torch::stack({l0, l1}, 1);
   };
+}
+
+// sqrt(d) times the exact class-0 force direction of that mixture.
+torch::Tensor mixture_eps_hat(const torch::Tensor &x, const torch::Tensor &mean) {
+  auto diff = x - mean.unsqueeze(0);
+  return std::sqrt(static_cast<double>(mean.numel())) * diff / diff.flatten(1).norm(2, 1).view({-1, 1, 1, 1});
+}
+
+// One deterministic (eta = 0) centripetal step of class 0 of that mixture from t_now to t_next, in
+// closed form: eps_hat = sqrt(d) (x - m)/|x - m|; returns {x at t_next, x0 estimate}.
+std::pair<torch::Tensor, torch::Tensor> mixture_step(const torch::Tensor &x, const torch::Tensor &mean,
+                                                     const CosineSchedule &schedule, double t_now, double t_next) {
+  const double a = schedule.alpha_bar(t_now), a_next = schedule.alpha_bar(t_next);
+  auto eps_hat = mixture_eps_hat(x, mean);
+  auto x0 = ((x - std::sqrt(1 - a) * eps_hat) / std::sqrt(a)).clamp(-1, 1);
+  return {std::sqrt(a_next) * x0 + std::sqrt(1 - a_next) * eps_hat, x0};
 }
 
 }  // namespace
@@ -128,6 +145,68 @@ TEST(Sampler, CentripetalStepsReachGaussianMixtureModes) {
   }
 }
 
+TEST(Sampler, SpacingPowerMovesTheIntermediateTimesTowardTheData) {
+  // Two steps from t = 600: spacing power 2 stops at 600 * (1/2)^2 = 150 instead of 300.
+  auto mean = torch::full({1, 4, 4}, 0.6);
+  auto f = gaussian_mixture_classifier(mean);
+  CosineSchedule schedule;
+  auto x = torch::randn({6, 1, 4, 4}, torch::kFloat32) * 0.8;
+  CentripetalOptions options;
+  options.steps = 2;
+  options.eta = 0.0;
+  options.labels = torch::zeros({6}, torch::kLong);
+  const auto t = torch::full({6}, 600.0, torch::kDouble);
+  for (double power : {1.0, 2.0}) {
+    options.spacing_power = power;
+    auto got = run_centripetal(f, schedule, x, t, options);
+    const double t_mid = 600.0 * std::pow(0.5, power);
+    auto mid = mixture_step(x, mean, schedule, 600.0, t_mid).first;
+    auto expected = mixture_step(mid, mean, schedule, t_mid, 0.0).second;
+    EXPECT_LT((got - expected).abs().max().item<double>(), 1e-4) << "spacing power " << power;
+  }
+}
+
+TEST(Sampler, CorrectorStepFollowsTheScaledForceWithSeededNoise) {
+  // Two deterministic steps with one corrector step between them: after the first step (t = 300)
+  // x <- x - 2 r^2 sqrt(1 - ab) eps_hat + 2 r sqrt(1 - ab) z, with z the first draw of the seed's
+  // generator (eta = 0 draws no step noise). No corrector after the last step.
+  auto mean = torch::full({1, 4, 4}, 0.6);
+  auto f = gaussian_mixture_classifier(mean);
+  CosineSchedule schedule;
+  auto x = torch::randn({5, 1, 4, 4}, torch::kFloat32) * 0.8;
+  CentripetalOptions options;
+  options.steps = 2;
+  options.eta = 0.0;
+  options.seed = 11;
+  options.corrector_steps = 1;
+  options.corrector_snr = 0.15;
+  options.labels = torch::zeros({5}, torch::kLong);
+  auto got = run_centripetal(f, schedule, x, torch::full({5}, 600.0, torch::kDouble), options);
+
+  auto mid = mixture_step(x, mean, schedule, 600.0, 300.0).first;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+  auto z = torch::randn(mid.sizes(), gen, torch::kFloat32);
+  const double r = 0.15, s = std::sqrt(1 - schedule.alpha_bar(300.0));
+  mid = mid - 2 * r * r * s * mixture_eps_hat(mid, mean) + 2 * r * s * z;
+  auto expected = mixture_step(mid, mean, schedule, 300.0, 0.0).second;
+  EXPECT_LT((got - expected).abs().max().item<double>(), 1e-4);
+}
+
+TEST(Sampler, CorrectorStepsStillReachGaussianMixtureModes) {
+  auto mean = torch::full({1, 4, 4}, 0.6);
+  auto f = gaussian_mixture_classifier(mean);
+  CentripetalOptions options;
+  options.steps = 20;
+  options.corrector_steps = 2;
+  options.spacing_power = 2.0;
+  options.labels = torch::arange(16, torch::kLong) % 2;
+  auto sign = (1 - 2 * options.labels.to(torch::kFloat32)).view({-1, 1, 1, 1});
+  auto x = sample_centripetal(f, CosineSchedule(), 16, {1, 4, 4}, options);
+  auto to_mode = (x - sign * mean).flatten(1).norm(2, 1).mean().item<double>();
+  auto to_other = (x + sign * mean).flatten(1).norm(2, 1).mean().item<double>();
+  EXPECT_LT(to_mode, 0.1 * to_other);
+}
+
 TEST(Sampler, RejectsBadOptions) {
   auto f = tiny_function();
   CentripetalOptions options;
@@ -138,6 +217,14 @@ TEST(Sampler, RejectsBadOptions) {
   EXPECT_THROW(sample_centripetal(f, CosineSchedule(), 1, {1, 8, 8}, options), std::invalid_argument);
   options.t_start = 500;
   EXPECT_THROW(sample_centripetal(f, CosineSchedule(), 1, {8, 8}, options), std::invalid_argument);
+  options.spacing_power = 0.0;
+  EXPECT_THROW(sample_centripetal(f, CosineSchedule(), 1, {1, 8, 8}, options), std::invalid_argument);
+  options.spacing_power = 1.0;
+  options.corrector_steps = -1;
+  EXPECT_THROW(sample_centripetal(f, CosineSchedule(), 1, {1, 8, 8}, options), std::invalid_argument);
+  options.corrector_steps = 1;
+  options.corrector_snr = std::nan("");
+  EXPECT_THROW(sample_centripetal(f, CosineSchedule(), 1, {1, 8, 8}, options), std::invalid_argument);
 }
 
 TEST(Denoise, NoiseEstimateRecoversKnownSigma) {

@@ -29,6 +29,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The centripetal sampler as the options ask for it (labels and guidance are set by the caller).
+CentripetalOptions centripetal_options(const EvalOptions &o, int64_t steps, uint64_t seed) {
+  CentripetalOptions options;
+  options.steps = steps;
+  options.seed = seed;
+  options.t_start = o.t_start;
+  options.eta = o.eta;
+  options.spacing_power = o.spacing_power;
+  options.corrector_steps = o.corrector_steps;
+  options.corrector_snr = o.corrector_snr;
+  return options;
+}
+
 std::string shape_text(int64_t c, int64_t h, int64_t w) {
   return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w);
 }
@@ -294,7 +307,14 @@ json generation_part(Context &c) {
   const LangevinOptions langevin;
   const AscentOptions ascent;
   const json sampler_settings = {
-      {"centripetal", {{"start", "Gaussian noise"}, {"eta", o.eta}, {"t_start", o.t_start}, {"guidance", o.guidance}}},
+      {"centripetal",
+       {{"start", "Gaussian noise"},
+        {"eta", o.eta},
+        {"t_start", o.t_start},
+        {"guidance", o.guidance},
+        {"spacing_power", o.spacing_power},
+        {"corrector_steps", o.corrector_steps},
+        {"corrector_snr", o.corrector_snr}}},
       {"langevin", {{"start", "uniform noise"}, {"step_size", langevin.step_size}, {"noise", langevin.noise}}},
       {"ascent", {{"start", "uniform noise"}, {"step_size", ascent.step_size}}}};
   json samplers = json::object();
@@ -360,13 +380,9 @@ json generation_part(Context &c) {
         const auto batch_labels = labels.slice(0, i, end).to(c.device);
         torch::Tensor batch;
         if (sampler == "centripetal") {
-          CentripetalOptions options;
-          options.steps = steps;
-          options.seed = seed;
+          auto options = centripetal_options(o, steps, seed);
           options.labels = batch_labels;
           options.guidance = o.guidance;
-          options.t_start = o.t_start;
-          options.eta = o.eta;
           batch = sample_centripetal(c.f, c.model.metadata.schedule, end - i, c.chw(), options, c.device);
         } else if (sampler == "langevin") {
           LangevinOptions options;
@@ -427,11 +443,8 @@ json generation_part(Context &c) {
       std::vector<torch::Tensor> parts;
       for (int64_t i = 0; i < n; i += o.batch) {
         const int64_t end = std::min(n, i + o.batch);
-        CentripetalOptions options;
-        options.steps = steps;
-        options.seed = o.seed + 7919ULL + 1000003ULL * static_cast<uint64_t>(steps) + static_cast<uint64_t>(i);
-        options.t_start = o.t_start;
-        options.eta = o.eta;
+        const auto options = centripetal_options(
+            o, steps, o.seed + 7919ULL + 1000003ULL * static_cast<uint64_t>(steps) + static_cast<uint64_t>(i));
         parts.push_back(sample_centripetal(c.f, c.model.metadata.schedule, end - i, c.chw(), options, c.device).to(torch::kCPU));
         c.progress("generation: unconditional, " + std::to_string(steps) + " steps, " + std::to_string(end) + "/" +
                    std::to_string(n) + " samples");

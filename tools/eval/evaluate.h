@@ -29,6 +29,9 @@ struct EvalOptions {
   double guidance = 1.0;                 // centripetal: guidance scale w (METHOD.md; 1 = plain conditional)
   double t_start = 800.0;                // centripetal: start time
   double eta = 1.0;                      // centripetal: 0 = deterministic, 1 = fresh noise each step
+  double spacing_power = 1.0;            // centripetal: step spacing (1 = even in t, 2 = denser near t = 0)
+  int64_t corrector_steps = 0;           // centripetal: Langevin corrector steps after each step
+  double corrector_snr = 0.1;            // centripetal: corrector signal-to-noise ratio r
   bool unconditional = false;            // also unconditional centripetal samples (no label) at each step count
   int64_t samples = 500;                 // generated per step count, split evenly over the classes (500 keeps a default run to a few minutes)
   int64_t fid_images = 1000;             // test images that the generated features are compared with

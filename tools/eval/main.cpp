@@ -79,6 +79,17 @@ int main(int argc, char **argv) {
          o.eta = to_double("eta", v);
          if (!(o.eta >= 0 && o.eta <= 1)) throw UsageError("--eta: must be in 0..1");
        }},
+      {"spacing-power", "P", "centripetal sampler: step k of S leaves t = t-start * ((S - k) / S)^P; 1 = even, 2 = denser near the data [1]",
+       [&](auto v) {
+         o.spacing_power = to_double("spacing-power", v);
+         if (!(o.spacing_power >= 0.25 && o.spacing_power <= 4)) throw UsageError("--spacing-power: must be in 0.25..4");
+       }},
+      {"corrector-steps", "N", "centripetal sampler: Langevin corrector steps after each step (each one more pass) [0]",
+       [&](auto v) { o.corrector_steps = to_int("corrector-steps", v, 0); }},
+      {"corrector-snr", "R", "centripetal sampler: corrector signal-to-noise ratio, sets its step size [0.1]", [&](auto v) {
+         o.corrector_snr = to_double("corrector-snr", v);
+         if (!(o.corrector_snr > 0 && o.corrector_snr <= 1)) throw UsageError("--corrector-snr: must be in (0, 1]");
+       }},
       {"unconditional", "", "also generate without a label (centripetal, w = 0) at each step count: judge confidence, class coverage, FID",
        [&](auto) { o.unconditional = true; }},
       {"samples", "N", "samples generated per sampler and step count, split evenly over the classes (at least one each) [500]",

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "cff/sampler_defaults.h"
+
 namespace cff {
 
 // What a caller needs to know about the model behind an engine.
@@ -80,10 +82,13 @@ class Engine {
   enum class Sampler { centripetal, langevin, ascent };
   struct GenerateOptions {
     Sampler sampler = Sampler::centripetal;
-    int steps = 50;              // sampler steps (>= 1; langevin/ascent accept 0)
-    double eta = 1.0;            // centripetal: 0 = deterministic path, 1 = fresh noise each step
-    double t_start = 800.0;      // centripetal: start time in (0, T]
+    int steps = static_cast<int>(CentripetalDefaults::steps);  // sampler steps (>= 1; langevin/ascent accept 0)
+    double eta = CentripetalDefaults::eta;          // centripetal: 0 = deterministic path, 1 = fresh noise each step
+    double t_start = CentripetalDefaults::t_start;  // centripetal: start time in (0, T]
     double guidance = 1.0;       // centripetal: guidance scale w (0 = unconditional force)
+    double spacing_power = CentripetalDefaults::spacing_power;  // centripetal: step spacing (sampler.h)
+    int corrector_steps = static_cast<int>(CentripetalDefaults::corrector_steps);  // centripetal: corrector steps
+    double corrector_snr = CentripetalDefaults::corrector_snr;  // centripetal: corrector SNR
     // Optional decoupled guide (centripetal only): its log p(y|x) gradient steers. It must take the
     // same C x H x W and have the same number of classes. May be this engine itself.
     std::shared_ptr<Engine> guide;

@@ -12,6 +12,7 @@
 #include <torch/types.h>
 
 #include "cff/energy.h"
+#include "cff/sampler_defaults.h"
 #include "cff/schedule.h"
 
 namespace cff {
@@ -20,14 +21,23 @@ namespace cff {
 using StepCallback = std::function<void(int64_t step, const torch::Tensor &x0_estimate)>;
 
 struct CentripetalOptions {
-  int64_t steps = 50;         // S centripetal steps, evenly spaced from t_start to 0
-  double eta = 1.0;           // 0 = deterministic DDIM path, 1 = DDPM-like fresh noise each step
-  double t_start = 800.0;     // start time; noise is treated as x_{t_start} (METHOD.md: ~0.1 alpha_bar works best)
+  int64_t steps = CentripetalDefaults::steps;  // S centripetal steps from t_start to 0
+  double eta = CentripetalDefaults::eta;       // 0 = deterministic DDIM path, 1 = DDPM-like fresh noise each step
+  double t_start = CentripetalDefaults::t_start;  // start time; noise is treated as x_{t_start} (~0.1 alpha_bar)
   uint64_t seed = 0;
   torch::Tensor labels;       // [N] int64 requested classes; undefined = unconditional
   double guidance = 1.0;      // guidance scale w (see ForceOptions)
   LogitsFunction guide;       // optional decoupled guide classifier
   bool clip = true;           // clip x0 estimates to [-1, 1]
+  // Step spacing: the k-th of S steps leaves time t_start * ((S - k) / S)^spacing_power, so 1 spaces
+  // the steps evenly in t and 2 puts more of them near the data (small t), where detail forms.
+  double spacing_power = CentripetalDefaults::spacing_power;
+  // Langevin corrector steps after each centripetal step (predictor-corrector, as in seeds 001/003):
+  // with the score -eps_hat / sqrt(1 - abar_t) and the step size set by the signal-to-noise ratio r
+  // (corrector_snr), each is x <- x - 2 r^2 sqrt(1 - abar_t) eps_hat + 2 r sqrt(1 - abar_t) z.
+  // Each costs one more forward and backward pass. 0 = the plain centripetal sampler.
+  int64_t corrector_steps = CentripetalDefaults::corrector_steps;
+  double corrector_snr = CentripetalDefaults::corrector_snr;
   StepCallback on_step;       // optional, e.g. to record a trajectory
 };
 
