@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
          o.network.height = to_int("size", v.substr(0, x));
          o.network.width = to_int("size", v.substr(x + 1));
        }},
-      {"epochs", "N", "training epochs [10]", [&](auto v) { o.epochs = to_int("epochs", v); }},
+      {"epochs", "N", "training epochs [16]", [&](auto v) { o.epochs = to_int("epochs", v); }},
       {"batch", "N", "batch size [128]", [&](auto v) { o.batch = to_int("batch", v); }},
       {"lr", "X", "AdamW peak learning rate (cosine decay after warm-up) [2e-3]", [&](auto v) { o.lr = to_double("lr", v); }},
       {"weight-decay", "X", "AdamW weight decay [5e-4]", [&](auto v) { o.weight_decay = to_double("weight-decay", v); }},
@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
       {"beta", "X", "weight of the force-matching term [1]", [&](auto v) { o.loss.beta = to_double("beta", v); }},
       {"gamma", "X", "weight of CE on noised images x_t; 0 = the paper-literal recipe [1]", [&](auto v) { o.loss.gamma = to_double("gamma", v); }},
       {"p-uncond", "X", "probability of matching the unconditional force [0.2]", [&](auto v) { o.loss.p_uncond = to_double("p-uncond", v); }},
-      {"force-fraction", "X", "share of each batch noised for the force and noisy-CE terms; 0.5 halves their cost [1]", [&](auto v) { o.loss.force_fraction = to_double("force-fraction", v); }},
+      {"force-fraction", "X", "share of each batch noised for the force and noisy-CE terms; 1 = every image, as in the paper [0.5: half their cost]", [&](auto v) { o.loss.force_fraction = to_double("force-fraction", v); }},
       {"augment", "MODE", "none, flip, crop or flip+crop (random 2-pixel shifts) [flip+crop]", [&](auto v) { o.augment = v; }},
       {"seed", "N", "random seed [0]", [&](auto v) { o.seed = static_cast<uint64_t>(to_int("seed", v)); }},
       {"threads", "N", "CPU threads (0 = all cores) [0]", [&](auto v) { o.threads = static_cast<int>(to_int("threads", v)); }},

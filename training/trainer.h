@@ -14,6 +14,15 @@
 
 namespace cff::train {
 
+// cff-train's recipe (docs/recipe.md): the paper's loss plus CE on the noised images (gamma 1), with
+// the force and noisy-CE terms on half of each batch, which halves their cost; the time saved buys
+// more epochs within the same CPU budget.
+inline CffLossOptions recipe_loss() {
+  CffLossOptions loss = recipe_loss();
+  loss.force_fraction = 0.5;
+  return loss;
+}
+
 struct TrainOptions {
   std::string data = "fashion-mnist";  // dataset spec (see cff::data::load_dataset)
   std::string test_data;               // default: the test split of `data`
@@ -21,7 +30,7 @@ struct TrainOptions {
   std::string export_path;             // model file written at the end (default run_dir/model.cff)
   std::string objective = "cff";       // "cff" or "ce"
   NetworkConfig network;               // channels/height/width/num_classes are set from the data
-  int64_t epochs = 10;
+  int64_t epochs = 16;                 // the recipe: about 1.5 h on 2 CPU cores for Fashion-MNIST
   int64_t batch = 128;
   double lr = 2e-3;
   double weight_decay = 5e-4;

@@ -43,6 +43,22 @@ grep -q "default: resuming" "$out/third.err" || fail "the stopped run was not re
 grep -q "resumed from" "$out/sweep/default/train.log" || fail "cff-train did not resume: $(tail -3 "$out/sweep/default/train.log")"
 grep -q "^| default | [0-9.]*% |" "$out/third.txt" || fail "no default row after resuming"
 
+# --model: no training, one row per sampler setting of tools/sweep/samplers.json on that model.
+/usr/bin/env python3 "$root/tools/sweep/sweep.py" --build "$build" --out "$out/samplers" --judge "" --threads 1 \
+  --model "$out/sweep/default/model.cff" --configs base,corrector-0.2 \
+  --eval-args "--limit 200 --samples 20 --steps 3 --skip classification,ood,denoising --fid-images 50" \
+  > "$out/samplers.txt" 2> "$out/samplers.err" || { cat "$out/samplers.err" >&2; fail "sampler sweep failed"; }
+cat "$out/samplers.txt"
+for name in base corrector-0.2; do
+  grep -q "^| $name | " "$out/samplers.txt" || fail "no row for sampler setting $name"
+done
+grep -q "^| paper-literal |" "$out/samplers.txt" && fail "a sampler sweep trained the paper-literal recipe"
+grep -q "ms per sample 3 steps" "$out/samplers.txt" || fail "no sampling time column"
+grep -q "corrector-steps" "$out/samplers/corrector-0.2/eval/summary.json" || fail "corrector options not recorded"
+# Columns: name, agreement, FID, diversity, ms per sample (no judge: agreement and FID are n/a).
+[ "$(grep '^| base |' "$out/samplers.txt" | cut -d'|' -f5)" != "$(grep '^| corrector-0.2 |' "$out/samplers.txt" | cut -d'|' -f5)" ] ||
+  fail "the corrector did not change the samples"
+
 set +e
 "${sweep[@]}" --configs default,bogus > /dev/null 2> "$out/bad.err"
 status=$?

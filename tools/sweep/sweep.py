@@ -5,8 +5,13 @@ count, unconditional judge confidence, training time.
 
     tools/sweep/sweep.py --configs default,force-half [--out runs/sweep] [--train-args "..."] [--eval-args "..."]
 
-Configurations are named in tools/sweep/configs.json (extra cff-train options each). The paper-literal recipe
-is always a row. A configuration whose run folder already holds a model and an evaluation made with the same
+Configurations are named in tools/sweep/configs.json (extra cff-train options each, and optionally extra
+cff-eval options under "eval"). The paper-literal recipe is always a row.
+
+    tools/sweep/sweep.py --model models/fashion-mnist-cff.cff --configs base,spacing-2 [--eval-args "..."]
+
+With --model nothing is trained: the rows are sampler settings (tools/sweep/samplers.json, extra cff-eval
+options each) applied to that one model, so levers of the sampler are compared on the same network. A configuration whose run folder already holds a model and an evaluation made with the same
 options is not trained again, and one stopped while training resumes from its last epoch checkpoint, so an
 interrupted sweep continues where it stopped. Writes OUT/sweep.md and
 OUT/sweep.json; each run's logs are OUT/NAME/train.log and OUT/NAME/eval.log. Exit status: 0 all rows done,
@@ -79,10 +84,11 @@ def run_config(name, config, args, index, total):
     record_path = os.path.join(folder, "sweep-run.json")
     train_command = ([os.path.join(args.build, "training", "cff-train"), "--data", args.data, "--out", folder,
                       "--export", model, "--seed", str(args.seed), "--threads", str(args.threads)]
-                     + shlex.split(args.train_args) + config["train"])
+                     + shlex.split(args.train_args) + config.get("train", []))
     eval_command = ([os.path.join(args.build, "tools", "cff-eval"), model, "--data", args.data, "--out", report,
                      "--seed", str(args.seed), "--threads", str(args.threads)]
-                    + (["--judge", args.judge] if args.judge else []) + shlex.split(args.eval_args))
+                    + (["--judge", args.judge] if args.judge else []) + shlex.split(args.eval_args)
+                    + config.get("eval", []))
     wanted = {"train": train_command, "eval": eval_command}
 
     record = {}
@@ -118,14 +124,46 @@ def run_config(name, config, args, index, total):
         write_record(record_path, record)
     with open(summary_path) as f:
         summary = json.load(f)
-    return {"name": name, "about": config.get("about", ""), "train_options": config["train"],
+    return {"name": name, "about": config.get("about", ""), "train_options": config.get("train", []),
             "train_seconds": record["train_seconds"], "summary": summary}
+
+
+def run_setting(name, config, args, index, total):
+    """Evaluates args.model with one named sampler setting (no training)."""
+    folder = os.path.join(args.out, name)
+    os.makedirs(folder, exist_ok=True)
+    summary_path = os.path.join(folder, "eval", "summary.json")
+    record_path = os.path.join(folder, "sweep-run.json")
+    eval_command = ([os.path.join(args.build, "tools", "cff-eval"), args.model, "--data", args.data, "--out",
+                     os.path.join(folder, "eval"), "--seed", str(args.seed), "--threads", str(args.threads)]
+                    + (["--judge", args.judge] if args.judge else []) + shlex.split(args.eval_args)
+                    + config.get("eval", []))
+    wanted = {"eval": eval_command, "model_bytes": os.path.getsize(args.model)}
+    record = {}
+    if os.path.exists(record_path):
+        with open(record_path) as f:
+            record = json.load(f)
+    if record.get("commands") == wanted and record.get("state") == "done" and os.path.exists(summary_path):
+        print(f"sweep: [{index}/{total}] {name}: already done, reusing {folder}", file=sys.stderr)
+    else:
+        write_record(record_path, {"commands": wanted, "state": "evaluating"})
+        print(f"sweep: [{index}/{total}] {name}: evaluating ({os.path.join(folder, 'eval.log')})", file=sys.stderr)
+        status, eval_seconds = run_logged(eval_command, os.path.join(folder, "eval.log"))
+        if status != 0:
+            return {"name": name, "error": f"cff-eval exit {status}: {last_line(os.path.join(folder, 'eval.log'))}"}
+        write_record(record_path, {"commands": wanted, "state": "done", "eval_seconds": eval_seconds})
+    with open(summary_path) as f:
+        summary = json.load(f)
+    return {"name": name, "about": config.get("about", ""), "eval_options": config.get("eval", []),
+            "train_seconds": None, "summary": summary}
 
 
 def row_figures(row):
     """The table's figures of one evaluated configuration."""
     s = row["summary"]
-    figures = {"accuracy": s.get("classification", {}).get("accuracy")}
+    figures = {}
+    if "classification" in s:
+        figures["accuracy"] = s["classification"].get("accuracy")
     for item in s.get("ood", {}).get("sets", []):
         figures["auroc " + item["name"]] = item["energy"]["auroc"]
     for run in s.get("generation", {}).get("runs", []):
@@ -135,7 +173,12 @@ def row_figures(row):
         figures["diversity " + label] = run.get("diversity_min")
     for run in s.get("generation", {}).get("unconditional", []):
         figures[f"uncond. confident {run['steps']} steps"] = run.get("judge_confident")
-    figures["train minutes"] = row["train_seconds"] / 60.0
+    samples = s.get("generation", {}).get("samples")
+    for run in s.get("generation", {}).get("runs", []):
+        if samples and run["sampler"] == "centripetal":
+            figures[f"ms per sample {run['steps']} steps"] = 1000.0 * run["seconds"] / samples
+    if row["train_seconds"] is not None:
+        figures["train minutes"] = row["train_seconds"] / 60.0
     return figures
 
 
@@ -146,6 +189,8 @@ def render(value, column):
         return f"{100 * value:.1f}%"
     if column.startswith("auroc"):
         return f"{value:.3f}"
+    if column.startswith("ms per sample"):
+        return f"{value:.0f}"
     if column.startswith(("FID", "diversity", "train minutes")):
         return f"{value:.2f}" if not column.startswith("train") else f"{value:.1f}"
     return str(value)
@@ -171,9 +216,13 @@ def table(rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", default=PAPER_LITERAL + ",default",
-                        help="configuration names from --config-file, comma-separated [paper-literal,default]")
-    parser.add_argument("--config-file", default=os.path.join(HERE, "configs.json"), help="named configurations [%(default)s]")
+    parser.add_argument("--configs", default=None,
+                        help="configuration names from --config-file, comma-separated [paper-literal,default; "
+                             "with --model: every setting]")
+    parser.add_argument("--config-file", default=None,
+                        help=f"named configurations [{os.path.join(HERE, 'configs.json')}; with --model: "
+                             f"{os.path.join(HERE, 'samplers.json')}]")
+    parser.add_argument("--model", default=None, help="evaluate this model file with sampler settings instead of training")
     parser.add_argument("--out", default=os.path.join(ROOT, "runs", "sweep"), help="sweep folder [%(default)s]")
     parser.add_argument("--build", default=os.path.join(ROOT, "build"), help="build folder with cff-train and cff-eval [%(default)s]")
     parser.add_argument("--data", default="fashion-mnist", help="dataset for training and evaluation [%(default)s]")
@@ -186,16 +235,23 @@ def main():
     parser.add_argument("--list", action="store_true", help="list the configurations and exit")
     args = parser.parse_args()
 
+    key = "eval" if args.model else "train"
+    if args.config_file is None:
+        args.config_file = os.path.join(HERE, "samplers.json" if args.model else "configs.json")
     configs = load_configs(args.config_file)
     if args.list:
         for name, config in configs.items():
-            print(f"{name:16s} {' '.join(config['train']) or '(defaults)':32s} {config.get('about', '')}")
+            print(f"{name:16s} {' '.join(config.get(key, [])) or '(defaults)':32s} {config.get('about', '')}")
         return 0
+    if args.configs is None:
+        args.configs = ",".join(configs) if args.model else PAPER_LITERAL + ",default"
     names = [n for n in args.configs.split(",") if n]
     unknown = [n for n in names if n not in configs]
     if unknown:
         fail_usage(f"unknown configuration(s) {', '.join(unknown)}; known: {', '.join(configs)}")
-    if PAPER_LITERAL not in names:
+    if args.model and not os.path.isfile(args.model):
+        fail_usage(f"--model {args.model}: file not found")
+    if not args.model and PAPER_LITERAL not in names:
         names.insert(0, PAPER_LITERAL)  # the recipe every other row is compared with
     for tool in (os.path.join(args.build, "training", "cff-train"), os.path.join(args.build, "tools", "cff-eval")):
         if not os.access(tool, os.X_OK):
@@ -206,7 +262,8 @@ def main():
 
     rows = []
     for index, name in enumerate(names, 1):
-        row = run_config(name, configs[name], args, index, len(names))
+        run = run_setting if args.model else run_config
+        row = run(name, configs[name], args, index, len(names))
         if "error" not in row:
             row["figures"] = row_figures(row)
         else:
@@ -214,12 +271,15 @@ def main():
         rows.append(row)
 
     text = table(rows)
-    header = (f"# Sweep\n\nShared cff-train options: `{args.train_args}` (seed {args.seed}); cff-eval options: "
+    shared = (f"Model `{args.model}`, no training" if args.model
+              else f"Shared cff-train options: `{args.train_args}` (seed {args.seed})")
+    header = (f"# Sweep\n\n{shared}; cff-eval options: "
               f"`{args.eval_args}`; judge `{args.judge or 'none'}`. Accuracy and AUROC (energy score) on the "
               "evaluated test images; agreement = judge agrees with the requested label; diversity = lowest class "
               "ratio of sample spread to real spread; uncond. confident = unconditional samples the judge "
               "classifies with max-softmax >= 0.9.\n\n")
-    about = "\n".join(f"- **{r['name']}**: {r.get('about', '')} (`{' '.join(r.get('train_options', [])) or 'defaults'}`)"
+    about = "\n".join(f"- **{r['name']}**: {r.get('about', '')} "
+                      f"(`{' '.join(r.get('eval_options' if args.model else 'train_options', [])) or 'defaults'}`)"
                       for r in rows if "error" not in r)
     with open(os.path.join(args.out, "sweep.md.tmp"), "w") as f:
         f.write(header + text + "\n\n" + about + "\n")
