@@ -4,6 +4,6 @@
 # Usage: pipelines/generate-classify.sh   (MODEL=..., FRAMES=... to override)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-gst-launch-1.0 -m cffgenerate model="$MODEL" label=cycle steps=20 num-buffers="$FRAMES" \
+gst-launch-1.0 -m cffgenerate model="$MODEL" label=cycle num-buffers="$FRAMES" \
   ! cffclassify model="$MODEL" message=all \
   ! fakesink

@@ -5,7 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 out="${1:-generated.mp4}"
-gst-launch-1.0 cffgenerate model="$MODEL" label=cycle steps="${STEPS:-20}" num-buffers="$FRAMES" \
+gst-launch-1.0 cffgenerate model="$MODEL" label=cycle steps="${STEPS:-10}" num-buffers="$FRAMES" \
   ! videoconvert ! videoscale method=nearest-neighbour ! video/x-raw,width=224,height=224,format=I420 \
   ! x264enc speed-preset=veryfast tune=zerolatency ! mp4mux ! filesink location="$out"
 echo "wrote $out"

@@ -32,12 +32,12 @@ echo "== clips: Fashion-MNIST test images, a natural video from opencv-doc, and 
 bash pipelines/make-clips.sh "$CLIPS"
 
 echo
-echo "== 1. generate 2 frames per class with cffgenerate (20 steps) and let cffclassify check them"
+echo "== 1. generate 2 frames per class with cffgenerate (default sampler: 10 steps) and let cffclassify check them"
 names=("T-shirt/top" Trouser Pullover Dress Coat Sandal Shirt Sneaker Bag "Ankle boot")
 { echo "frame,kind,label,name"; for i in $(seq 0 19); do echo "$i,in,$((i % 10)),${names[$((i % 10))]}"; done; } \
   > "$out/generated/requested.csv"
 "$app" --quiet --truth "$out/generated/requested.csv" --launch \
-  "cffgenerate model=$MODEL label=cycle steps=20 num-buffers=20 threads=$threads ! tee name=t \
+  "cffgenerate model=$MODEL label=cycle num-buffers=20 threads=$threads ! tee name=t \
    t. ! queue ! cffclassify model=$MODEL threads=$threads ! appsink name=sink sync=false \
    t. ! queue ! videoconvert ! videoscale method=nearest-neighbour ! video/x-raw,width=112,height=112 \
       ! pngenc ! multifilesink location=$out/generated/frame_%02d.png" | tee "$out/generate.txt"

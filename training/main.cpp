@@ -74,7 +74,7 @@ int main(int argc, char **argv) {
       {"ood", "LIST", "OOD sets for the AUROC: uniform, gaussian, inverted, vflip or dataset folders [uniform,inverted,vflip]",
        [&](auto v) { o.ood_sets = split(v); }},
       {"samples-every", "N", "write a conditional sample grid every N epochs (0 = never) [1]", [&](auto v) { o.samples_every = to_int("samples-every", v); }},
-      {"sample-steps", "N", "centripetal steps for the sample grid [50]", [&](auto v) { o.sample_steps = to_int("sample-steps", v); }},
+      {"sample-steps", "N", "centripetal steps for the sample grid (the sampler's defaults otherwise) [10]", [&](auto v) { o.sample_steps = to_int("sample-steps", v); }},
       {"progress", "SECONDS", "seconds between progress lines [15]", [&](auto v) { o.progress_seconds = to_double("progress", v); }},
       {"resume", "", "continue the run in --out from its last checkpoint", [&](auto) { o.resume = true; }},
       {"stop-after", "N", "stop after N epochs in total without exporting (time-boxed sessions) [0 = never]",

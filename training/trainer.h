@@ -11,6 +11,7 @@
 
 #include "cff/loss.h"
 #include "cff/network.h"
+#include "cff/sampler_defaults.h"
 
 namespace cff::train {
 
@@ -47,7 +48,7 @@ struct TrainOptions {
   int64_t eval_limit = 0;              // test images used per evaluation (0 = all)
   std::vector<std::string> ood_sets = {"uniform", "inverted", "vflip"};
   int64_t samples_every = 1;           // epochs between sample grids (0 = never)
-  int64_t sample_steps = 50;
+  int64_t sample_steps = CentripetalDefaults::steps;
   bool resume = false;
   int64_t stop_after = 0;              // stop after this many epochs in total (0 = run all); --resume continues
   double progress_seconds = 15.0;      // seconds between progress lines

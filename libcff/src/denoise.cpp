@@ -49,6 +49,7 @@ torch::Tensor denoise(const LogitsFunction &f, const CosineSchedule &schedule, c
   centripetal.eta = options.eta;
   centripetal.seed = options.seed;
   centripetal.clip = options.clip;
+  centripetal.corrector_steps = 0;  // denoising follows the plain path from the frame's noise level
   auto t = torch::from_blob(t_star.data(), {n}, torch::kDouble).clone();
   auto result = run_centripetal(f, schedule, x_start, t, centripetal);
   // Images with no noise are passed through untouched.

@@ -188,9 +188,9 @@ TEST(CffGenerate, SameSeedSameFramesOtherSeedOtherFrames) {
 }
 
 TEST(CffGenerate, BatchGivesTheSameFrames) {
-  // eta = 0: no step noise, so a sample depends on its own seed only, batched or not.
-  auto single = run_generate("num-buffers=6 steps=5 eta=0 batch=1");
-  auto batched = run_generate("num-buffers=6 steps=5 eta=0 batch=4");
+  // eta = 0 and no corrector: no step noise, so a sample depends on its own seed only, batched or not.
+  auto single = run_generate("num-buffers=6 steps=5 eta=0 corrector-steps=0 batch=1");
+  auto batched = run_generate("num-buffers=6 steps=5 eta=0 corrector-steps=0 batch=4");
   ASSERT_EQ(single.frames.size(), 6u);
   ASSERT_EQ(batched.frames.size(), 6u);
   EXPECT_TRUE(batched.eos);
