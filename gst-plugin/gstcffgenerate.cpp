@@ -660,7 +660,7 @@ static void gst_cff_generate_class_init(GstCffGenerateClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_CORRECTOR_STEPS,
       g_param_spec_uint("corrector-steps", "Corrector steps",
-                        "Centripetal sampler: Langevin corrector steps after each step (each costs one more model "
+                        "Centripetal sampler: Langevin corrector steps after each step but the last (each costs one more model "
                         "pass)",
                         0, 100, kDefaultCorrectorSteps, playing));
   g_object_class_install_property(
