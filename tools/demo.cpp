@@ -96,12 +96,13 @@ int main(int argc, char **argv) {
 
     // 3. Generate one row per class.
     const std::vector<int64_t> chw = {model.channels(), model.height(), model.width()};
-    auto samples = cff::data::class_samples(f, meta.schedule, model.num_classes(), 8, chw, cff::CentripetalDefaults::steps, 2026, device);
+    auto samples = cff::data::class_samples(f, meta.schedule, model.num_classes(), 8, chw,
+                                            cff::CentripetalDefaults::steps, 2026, device);
     const auto grid_path = out_dir + "/samples.png";
     cff::data::write_png(grid_path, cff::data::make_grid(samples, 8, 3));
     auto sample_logits = cff::data::batched_logits(f, samples, device);
     auto requested = torch::arange(model.num_classes(), torch::kLong).repeat_interleave(8);
-    std::printf("\n3. generate: 8 samples per class, %lld centripetal steps, each with %lld corrector step -> %s\n",
+    std::printf("\n3. generate: 8 samples per class, %lld centripetal steps, %lld corrector step(s) after each but the last -> %s\n",
                 static_cast<long long>(cff::CentripetalDefaults::steps),
                 static_cast<long long>(cff::CentripetalDefaults::corrector_steps), grid_path.c_str());
     std::printf("   the model itself classifies %.1f%% of them as the requested class\n",

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <utility>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
@@ -43,6 +44,26 @@ std::pair<torch::Tensor, torch::Tensor> mixture_step(const torch::Tensor &x, con
   auto eps_hat = mixture_eps_hat(x, mean);
   auto x0 = ((x - std::sqrt(1 - a) * eps_hat) / std::sqrt(a)).clamp(-1, 1);
   return {std::sqrt(a_next) * x0 + std::sqrt(1 - a_next) * eps_hat, x0};
+}
+
+// Deterministic (eta = 0) two-step options requesting class 0 for n samples: the set-up of the
+// closed-form tests below.
+CentripetalOptions two_deterministic_steps(int64_t n) {
+  CentripetalOptions options;
+  options.steps = 2;
+  options.eta = 0.0;
+  options.corrector_steps = 0;
+  options.labels = torch::zeros({n}, torch::kLong);
+  return options;
+}
+
+// Mean distance of conditional samples to their requested mode (+m for class 0, -m for class 1) and to
+// the other one.
+std::pair<double, double> mode_distances(const torch::Tensor &x, const torch::Tensor &labels,
+                                         const torch::Tensor &mean) {
+  auto sign = (1 - 2 * labels.to(torch::kFloat32)).view({-1, 1, 1, 1});
+  return {(x - sign * mean).flatten(1).norm(2, 1).mean().item<double>(),
+          (x + sign * mean).flatten(1).norm(2, 1).mean().item<double>()};
 }
 
 }  // namespace
@@ -135,13 +156,11 @@ TEST(Sampler, CentripetalStepsReachGaussianMixtureModes) {
   CentripetalOptions options;
   options.steps = 50;
   options.labels = torch::arange(16, torch::kLong) % 2;
-  auto sign = (1 - 2 * options.labels.to(torch::kFloat32)).view({-1, 1, 1, 1});
   for (double eta : {0.0, 1.0}) {
     options.eta = eta;
     options.corrector_steps = 0;
     auto x = sample_centripetal(f, schedule, 16, {1, 4, 4}, options);
-    auto to_mode = (x - sign * mean).flatten(1).norm(2, 1).mean().item<double>();
-    auto to_other = (x + sign * mean).flatten(1).norm(2, 1).mean().item<double>();
+    const auto [to_mode, to_other] = mode_distances(x, options.labels, mean);
     std::printf("[sampler] eta %.0f: mean distance to requested mode %.4f, to the other %.4f\n", eta, to_mode, to_other);
     EXPECT_LT(to_mode, 0.1 * to_other);
   }
@@ -153,11 +172,7 @@ TEST(Sampler, SpacingPowerMovesTheIntermediateTimesTowardTheData) {
   auto f = gaussian_mixture_classifier(mean);
   CosineSchedule schedule;
   auto x = torch::randn({6, 1, 4, 4}, torch::kFloat32) * 0.8;
-  CentripetalOptions options;
-  options.steps = 2;
-  options.eta = 0.0;
-  options.corrector_steps = 0;
-  options.labels = torch::zeros({6}, torch::kLong);
+  auto options = two_deterministic_steps(6);
   const auto t = torch::full({6}, 600.0, torch::kDouble);
   for (double power : {1.0, 2.0}) {
     options.spacing_power = power;
@@ -177,13 +192,10 @@ TEST(Sampler, CorrectorStepFollowsTheScaledForceWithSeededNoise) {
   auto f = gaussian_mixture_classifier(mean);
   CosineSchedule schedule;
   auto x = torch::randn({5, 1, 4, 4}, torch::kFloat32) * 0.8;
-  CentripetalOptions options;
-  options.steps = 2;
-  options.eta = 0.0;
+  auto options = two_deterministic_steps(5);
   options.seed = 11;
   options.corrector_steps = 1;
   options.corrector_snr = 0.15;
-  options.labels = torch::zeros({5}, torch::kLong);
   auto got = run_centripetal(f, schedule, x, torch::full({5}, 600.0, torch::kDouble), options);
 
   auto mid = mixture_step(x, mean, schedule, 600.0, 300.0).first;
@@ -203,10 +215,8 @@ TEST(Sampler, CorrectorStepsStillReachGaussianMixtureModes) {
   options.corrector_steps = 2;
   options.spacing_power = 2.0;
   options.labels = torch::arange(16, torch::kLong) % 2;
-  auto sign = (1 - 2 * options.labels.to(torch::kFloat32)).view({-1, 1, 1, 1});
   auto x = sample_centripetal(f, CosineSchedule(), 16, {1, 4, 4}, options);
-  auto to_mode = (x - sign * mean).flatten(1).norm(2, 1).mean().item<double>();
-  auto to_other = (x + sign * mean).flatten(1).norm(2, 1).mean().item<double>();
+  const auto [to_mode, to_other] = mode_distances(x, options.labels, mean);
   EXPECT_LT(to_mode, 0.1 * to_other);
 }
 

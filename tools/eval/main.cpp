@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
          o.spacing_power = to_double("spacing-power", v);
          if (!(o.spacing_power >= 0.25 && o.spacing_power <= 4)) throw UsageError("--spacing-power: must be in 0.25..4");
        }},
-      {"corrector-steps", "N", "centripetal sampler: Langevin corrector steps after each step (each one more pass) [1]",
+      {"corrector-steps", "N", "centripetal sampler: Langevin corrector steps after each step but the last (each one more pass) [1]",
        [&](auto v) { o.corrector_steps = to_int("corrector-steps", v, 0); }},
       {"corrector-snr", "R", "centripetal sampler: corrector signal-to-noise ratio, sets its step size [0.2]", [&](auto v) {
          o.corrector_snr = to_double("corrector-snr", v);

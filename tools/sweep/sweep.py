@@ -11,8 +11,10 @@ cff-eval options under "eval"). The paper-literal recipe is always a row.
     tools/sweep/sweep.py --model models/fashion-mnist-cff.cff --configs base,spacing-2 [--eval-args "..."]
 
 With --model nothing is trained: the rows are sampler settings (tools/sweep/samplers.json, extra cff-eval
-options each) applied to that one model, so levers of the sampler are compared on the same network. A configuration whose run folder already holds a model and an evaluation made with the same
-options is not trained again, and one stopped while training resumes from its last epoch checkpoint, so an
+options each) applied to that one model, so levers of the sampler are compared on the same network.
+
+A configuration whose run folder already holds a model and an evaluation made with the same options is not
+trained again, and one stopped while training resumes from its last epoch checkpoint, so an
 interrupted sweep continues where it stopped. Writes OUT/sweep.md and
 OUT/sweep.json; each run's logs are OUT/NAME/train.log and OUT/NAME/eval.log. Exit status: 0 all rows done,
 1 a run failed (its row says why), 2 bad options.
