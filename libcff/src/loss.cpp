@@ -5,6 +5,7 @@
 #include <string>
 #include <stdexcept>
 
+#include <torch/autograd.h>
 #include <torch/nn/functional/loss.h>
 
 namespace cff {
