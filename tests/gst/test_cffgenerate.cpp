@@ -282,9 +282,11 @@ TEST(CffGenerate, StepSpacingAndCorrectorReachTheSampler) {
   cff_gst_test::ensure_gst();
   GstElement *gen = gst_element_factory_make("cffgenerate", nullptr);
   ASSERT_NE(gen, nullptr);
-  double power = 0.0, snr = 0.0;
+  double power = 0.0, snr = 0.0, t_start = 0.0;
   guint corrector = 99;
-  g_object_get(gen, "spacing-power", &power, "corrector-steps", &corrector, "corrector-snr", &snr, nullptr);
+  g_object_get(gen, "spacing-power", &power, "corrector-steps", &corrector, "corrector-snr", &snr, "t-start", &t_start,
+               nullptr);
+  EXPECT_DOUBLE_EQ(t_start, cff::CentripetalDefaults::t_start);
   EXPECT_DOUBLE_EQ(power, cff::CentripetalDefaults::spacing_power);
   EXPECT_EQ(corrector, static_cast<guint>(cff::CentripetalDefaults::corrector_steps));
   EXPECT_DOUBLE_EQ(snr, cff::CentripetalDefaults::corrector_snr);
@@ -327,7 +329,7 @@ TEST(CffGenerate, LabelChangeWhilePlayingTakesEffect) {
 }
 
 TEST(CffGenerate, GeneratedFramesShowTheRequestedClass) {
-  // METHOD.md: 20 steps from t = 800 with eta = 1 do as well as 50. The test model is weak (~45%
+  // 20 steps of the default sampler (docs/recipe.md). The test model is weak (~45%
   // accuracy after seconds of training), so the bar is 2x chance, read by the same model.
   const int frames = 20;
   auto run = run_generate("num-buffers=" + std::to_string(frames) + " steps=20 label=cycle batch=10 seed=1");

@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
          o.guidance = to_double("guidance", v);
          if (!(o.guidance >= 0 && o.guidance <= 100)) throw UsageError("--guidance: must be in 0..100");
        }},
-      {"t-start", "T", "centripetal sampler: start time in (0, T of the model's schedule] [800]", [&](auto v) {
+      {"t-start", "T", "centripetal sampler: start time in (0, T of the model's schedule] [1000]", [&](auto v) {
          o.t_start = to_double("t-start", v);
          if (!(o.t_start > 0)) throw UsageError("--t-start: must be positive");
        }},
