@@ -32,6 +32,13 @@ std::vector<std::string> split(const std::string &name, const std::string &v) {
   return out;
 }
 
+// A default as the help shows it: "1000", "0.2".
+std::string shown(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -71,22 +78,24 @@ int main(int argc, char **argv) {
          o.guidance = to_double("guidance", v);
          if (!(o.guidance >= 0 && o.guidance <= 100)) throw UsageError("--guidance: must be in 0..100");
        }},
-      {"t-start", "T", "centripetal sampler: start time in (0, T of the model's schedule] [1000]", [&](auto v) {
+      {"t-start", "T", "centripetal sampler: start time in (0, T of the model's schedule] [" + shown(o.t_start) + "]", [&](auto v) {
          o.t_start = to_double("t-start", v);
          if (!(o.t_start > 0)) throw UsageError("--t-start: must be positive");
        }},
-      {"eta", "X", "centripetal sampler: 0 = deterministic path, 1 = fresh noise each step [1]", [&](auto v) {
+      {"eta", "X", "centripetal sampler: 0 = deterministic path, 1 = fresh noise each step [" + shown(o.eta) + "]", [&](auto v) {
          o.eta = to_double("eta", v);
          if (!(o.eta >= 0 && o.eta <= 1)) throw UsageError("--eta: must be in 0..1");
        }},
-      {"spacing-power", "P", "centripetal sampler: step k of S leaves t = t-start * ((S - k) / S)^P; 1 = even, 2 = denser near the data [1]",
+      {"spacing-power", "P", "centripetal sampler: step k of S leaves t = t-start * ((S - k) / S)^P; 1 = even, 2 = denser near the data [" +
+           shown(o.spacing_power) + "]",
        [&](auto v) {
          o.spacing_power = to_double("spacing-power", v);
          if (!(o.spacing_power >= 0.25 && o.spacing_power <= 4)) throw UsageError("--spacing-power: must be in 0.25..4");
        }},
-      {"corrector-steps", "N", "centripetal sampler: Langevin corrector steps after each step but the last (each one more pass) [1]",
+      {"corrector-steps", "N", "centripetal sampler: Langevin corrector steps after each step but the last (each one more pass) [" +
+           shown(static_cast<double>(o.corrector_steps)) + "]",
        [&](auto v) { o.corrector_steps = to_int("corrector-steps", v, 0); }},
-      {"corrector-snr", "R", "centripetal sampler: corrector signal-to-noise ratio, sets its step size [0.2]", [&](auto v) {
+      {"corrector-snr", "R", "centripetal sampler: corrector signal-to-noise ratio, sets its step size [" + shown(o.corrector_snr) + "]", [&](auto v) {
          o.corrector_snr = to_double("corrector-snr", v);
          if (!(o.corrector_snr > 0 && o.corrector_snr <= 1)) throw UsageError("--corrector-snr: must be in (0, 1]");
        }},

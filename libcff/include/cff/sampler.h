@@ -23,7 +23,7 @@ using StepCallback = std::function<void(int64_t step, const torch::Tensor &x0_es
 struct CentripetalOptions {
   int64_t steps = CentripetalDefaults::steps;  // S centripetal steps from t_start to 0
   double eta = CentripetalDefaults::eta;       // 0 = deterministic DDIM path, 1 = DDPM-like fresh noise each step
-  double t_start = CentripetalDefaults::t_start;  // start time; noise is treated as x_{t_start} (default T)
+  double t_start = CentripetalDefaults::t_start;  // start time; noise is treated as x_{t_start} (default 1000: the T of cff-train's schedule)
   uint64_t seed = 0;
   torch::Tensor labels;       // [N] int64 requested classes; undefined = unconditional
   double guidance = 1.0;      // guidance scale w (see ForceOptions)
