@@ -18,6 +18,28 @@ using cff::cli::split;
 using cff::cli::to_double;
 using cff::cli::to_int;
 
+// A default as the help shows it: "[0.5]". The help prints TrainOptions' own defaults, so it cannot
+// drift from what runs.
+std::string shown(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "[%g]", v);
+  return buf;
+}
+
+std::string shown(const std::string &v) { return "[" + v + "]"; }
+
+std::string shown(const std::vector<std::string> &v) {
+  std::string joined;
+  for (const auto &item : v) joined += (joined.empty() ? "" : ",") + item;
+  return shown(joined);
+}
+
+std::string shown(const std::vector<int64_t> &v) {
+  std::string joined;
+  for (auto item : v) joined += (joined.empty() ? "" : ",") + std::to_string(item);
+  return shown(joined);
+}
+
 int print_info(const std::string &path) {
   const auto meta = cff::read_model_metadata(path);
   std::printf("%s\n", meta.to_json().dump(2).c_str());
@@ -28,54 +50,63 @@ int print_info(const std::string &path) {
 
 int main(int argc, char **argv) {
   cff::train::TrainOptions o;
+  const cff::train::TrainOptions d;  // the defaults, as the help prints them
   bool help = false;
   std::string info;
   std::vector<Option> options = {
-      {"data", "SPEC", "training data: fashion-mnist, or a folder of IDX files, CIFAR-10 batches or class sub-folders [fashion-mnist]",
+      {"data", "SPEC", "training data: fashion-mnist, or a folder of IDX files, CIFAR-10 batches or class sub-folders " + shown(d.data),
        [&](auto v) { o.data = v; }},
       {"test-data", "SPEC", "test data (its test split) [the test split of --data]", [&](auto v) { o.test_data = v; }},
-      {"out", "DIR", "run folder: checkpoint, metrics.jsonl, sample grids [runs/latest]", [&](auto v) { o.run_dir = v; }},
+      {"out", "DIR", "run folder: checkpoint, metrics.jsonl, sample grids " + shown(d.run_dir), [&](auto v) { o.run_dir = v; }},
       {"export", "FILE", "model file written at the end [OUT/model.cff]", [&](auto v) { o.export_path = v; }},
-      {"objective", "cff|ce", "CFF (CE + force matching) or the plain cross-entropy baseline [cff]", [&](auto v) { o.objective = v; }},
-      {"widths", "LIST", "channels of each stage, comma-separated [32,64,128]",
+      {"objective", "cff|ce", "CFF (CE + force matching) or the plain cross-entropy baseline " + shown(d.objective), [&](auto v) { o.objective = v; }},
+      {"widths", "LIST", "channels of each stage, comma-separated " + shown(d.network.widths),
        [&](auto v) {
          o.network.widths.clear();
          for (const auto &w : split(v)) o.network.widths.push_back(to_int("widths", w));
        }},
-      {"blocks", "N", "residual blocks per stage [1]", [&](auto v) { o.network.blocks_per_stage = to_int("blocks", v); }},
-      {"groups", "N", "GroupNorm groups [8]", [&](auto v) { o.network.groups = to_int("groups", v); }},
-      {"activation", "NAME", "silu, gelu or softplus [silu]", [&](auto v) { o.network.activation = v; }},
-      {"channels", "N", "image channels for image-folder data (1 or 3) [1]", [&](auto v) { o.network.channels = to_int("channels", v); }},
-      {"size", "HxW", "image size for image-folder data [28x28]",
+      {"blocks", "N", "residual blocks per stage " + shown(d.network.blocks_per_stage), [&](auto v) { o.network.blocks_per_stage = to_int("blocks", v); }},
+      {"groups", "N", "GroupNorm groups " + shown(d.network.groups), [&](auto v) { o.network.groups = to_int("groups", v); }},
+      {"activation", "NAME", "silu, gelu or softplus " + shown(d.network.activation), [&](auto v) { o.network.activation = v; }},
+      {"channels", "N", "image channels for image-folder data (1 or 3) " + shown(d.network.channels), [&](auto v) { o.network.channels = to_int("channels", v); }},
+      {"size", "HxW", "image size for image-folder data " + shown(std::to_string(d.network.height) + "x" + std::to_string(d.network.width)),
        [&](auto v) {
          const auto x = v.find('x');
          if (x == std::string::npos) throw std::runtime_error("--size: expected HxW, got '" + v + "'");
          o.network.height = to_int("size", v.substr(0, x));
          o.network.width = to_int("size", v.substr(x + 1));
        }},
-      {"epochs", "N", "training epochs [16]", [&](auto v) { o.epochs = to_int("epochs", v); }},
-      {"batch", "N", "batch size [128]", [&](auto v) { o.batch = to_int("batch", v); }},
-      {"lr", "X", "AdamW peak learning rate (cosine decay after warm-up) [2e-3]", [&](auto v) { o.lr = to_double("lr", v); }},
-      {"weight-decay", "X", "AdamW weight decay [5e-4]", [&](auto v) { o.weight_decay = to_double("weight-decay", v); }},
-      {"warmup", "X", "fraction of all steps spent in linear LR warm-up [0.03]", [&](auto v) { o.warmup = to_double("warmup", v); }},
-      {"ema", "X", "EMA decay of the weights, evaluated and exported (0 = off) [0.999]", [&](auto v) { o.ema = to_double("ema", v); }},
-      {"beta", "X", "weight of the force-matching term [1]", [&](auto v) { o.loss.beta = to_double("beta", v); }},
-      {"gamma", "X", "weight of CE on noised images x_t; 0 = the paper-literal recipe [1]", [&](auto v) { o.loss.gamma = to_double("gamma", v); }},
-      {"p-uncond", "X", "probability of matching the unconditional force [0.2]", [&](auto v) { o.loss.p_uncond = to_double("p-uncond", v); }},
-      {"force-fraction", "X", "share of each batch noised for the force and noisy-CE terms; 1 = every image, as in the paper [0.5: half their cost]", [&](auto v) { o.loss.force_fraction = to_double("force-fraction", v); }},
-      {"augment", "MODE", "none, flip, crop or flip+crop (random 2-pixel shifts) [flip+crop]", [&](auto v) { o.augment = v; }},
-      {"seed", "N", "random seed [0]", [&](auto v) { o.seed = static_cast<uint64_t>(to_int("seed", v)); }},
-      {"threads", "N", "CPU threads (0 = all cores) [0]", [&](auto v) { o.threads = static_cast<int>(to_int("threads", v)); }},
-      {"device", "DEV", "auto, cpu, cuda or cuda:N [auto]", [&](auto v) { o.device = v; }},
-      {"limit", "N", "train on the first N images only (0 = all) [0]", [&](auto v) { o.limit = to_int("limit", v); }},
-      {"holdout", "N", "training images held out to calibrate the OOD threshold [2000]", [&](auto v) { o.holdout = to_int("holdout", v); }},
-      {"eval-every", "N", "evaluate every N epochs (0 = at the end only) [1]", [&](auto v) { o.eval_every = to_int("eval-every", v); }},
-      {"eval-limit", "N", "test images per evaluation (0 = all) [0]", [&](auto v) { o.eval_limit = to_int("eval-limit", v); }},
-      {"ood", "LIST", "OOD sets for the AUROC: uniform, gaussian, inverted, vflip or dataset folders [uniform,inverted,vflip]",
+      {"epochs", "N", "training epochs; 0 = 16, or more to reach --min-steps " + shown(d.epochs),
+       [&](auto v) { o.epochs = to_int("epochs", v, 0); }},
+      {"min-steps", "N", "with --epochs 0: train at least N optimiser steps " + shown(d.min_steps),
+       [&](auto v) { o.min_steps = to_int("min-steps", v, 1); }},
+      {"batch", "N", "batch size " + shown(d.batch), [&](auto v) { o.batch = to_int("batch", v); }},
+      {"lr", "X", "AdamW peak learning rate (cosine decay after warm-up) " + shown(d.lr), [&](auto v) { o.lr = to_double("lr", v); }},
+      {"weight-decay", "X", "AdamW weight decay " + shown(d.weight_decay), [&](auto v) { o.weight_decay = to_double("weight-decay", v); }},
+      {"warmup", "X", "fraction of all steps spent in linear LR warm-up " + shown(d.warmup), [&](auto v) { o.warmup = to_double("warmup", v); }},
+      {"ema", "X", "EMA decay of the weights, evaluated and exported (0 = off) " + shown(d.ema), [&](auto v) { o.ema = to_double("ema", v); }},
+      {"beta", "X", "weight of the force-matching term " + shown(d.loss.beta), [&](auto v) { o.loss.beta = to_double("beta", v); }},
+      {"force-warmup", "X", "fraction of all steps over which the force weight ramps up from 0 (CE learns the classes first) " +
+                                shown(d.force_warmup),
+       [&](auto v) { o.force_warmup = to_double("force-warmup", v); }},
+      {"gamma", "X", "weight of CE on noised images x_t; 0 = the paper-literal recipe " + shown(d.loss.gamma), [&](auto v) { o.loss.gamma = to_double("gamma", v); }},
+      {"p-uncond", "X", "probability of matching the unconditional force " + shown(d.loss.p_uncond), [&](auto v) { o.loss.p_uncond = to_double("p-uncond", v); }},
+      {"force-fraction", "X", "share of each batch noised for the force and noisy-CE terms; 1 = every image, as in the paper " + shown(d.loss.force_fraction), [&](auto v) { o.loss.force_fraction = to_double("force-fraction", v); }},
+      {"augment", "MODE", "none, flip, crop or flip+crop (random 2-pixel shifts; flips only where mirrored images keep their class) " + shown(d.augment), [&](auto v) { o.augment = v; }},
+      {"seed", "N", "random seed " + shown(static_cast<double>(d.seed)), [&](auto v) { o.seed = static_cast<uint64_t>(to_int("seed", v)); }},
+      {"threads", "N", "CPU threads (0 = all cores) " + shown(d.threads), [&](auto v) { o.threads = static_cast<int>(to_int("threads", v)); }},
+      {"device", "DEV", "auto, cpu, cuda or cuda:N " + shown(d.device), [&](auto v) { o.device = v; }},
+      {"limit", "N", "train on the first N images only (0 = all) " + shown(d.limit), [&](auto v) { o.limit = to_int("limit", v); }},
+      {"holdout", "N|X", "training images held out to calibrate the OOD threshold: a count, or a fraction below 1 "
+                         "(then 200..2000 images, at most a fifth of the set) " + shown(d.holdout),
+       [&](auto v) { o.holdout = to_double("holdout", v); }},
+      {"eval-every", "N", "evaluate every N epochs (0 = at the end only) " + shown(d.eval_every), [&](auto v) { o.eval_every = to_int("eval-every", v); }},
+      {"eval-limit", "N", "test images per evaluation, a fixed random subset (0 = all) " + shown(d.eval_limit), [&](auto v) { o.eval_limit = to_int("eval-limit", v); }},
+      {"ood", "LIST", "OOD sets for the AUROC: uniform, gaussian, inverted, vflip or dataset folders " + shown(d.ood_sets),
        [&](auto v) { o.ood_sets = split(v); }},
-      {"samples-every", "N", "write a conditional sample grid every N epochs (0 = never) [1]", [&](auto v) { o.samples_every = to_int("samples-every", v); }},
-      {"sample-steps", "N", "centripetal steps for the sample grid (the sampler's defaults otherwise) [10]", [&](auto v) { o.sample_steps = to_int("sample-steps", v); }},
-      {"progress", "SECONDS", "seconds between progress lines [15]", [&](auto v) { o.progress_seconds = to_double("progress", v); }},
+      {"samples-every", "N", "write a conditional sample grid every N epochs (0 = never) " + shown(d.samples_every), [&](auto v) { o.samples_every = to_int("samples-every", v); }},
+      {"sample-steps", "N", "centripetal steps for the sample grid (the sampler's defaults otherwise) " + shown(d.sample_steps), [&](auto v) { o.sample_steps = to_int("sample-steps", v); }},
+      {"progress", "SECONDS", "seconds between progress lines " + shown(d.progress_seconds), [&](auto v) { o.progress_seconds = to_double("progress", v); }},
       {"resume", "", "continue the run in --out from its last checkpoint", [&](auto) { o.resume = true; }},
       {"stop-after", "N", "stop after N epochs in total without exporting (time-boxed sessions) [0 = never]",
        [&](auto v) { o.stop_after = to_int("stop-after", v); }},

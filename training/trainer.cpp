@@ -1,5 +1,6 @@
 #include "trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -127,6 +128,9 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   auto a = nlohmann::json::parse(stored_options), b = options_json;
   // Checkpoints from before --force-fraction existed trained every image of the batch with the force.
   if (!a.contains("force_fraction")) a["force_fraction"] = 1.0;
+  // Checkpoints from before the force ramp trained with the full force weight from the first step.
+  if (!a.contains("force_warmup")) a["force_warmup"] = 0.0;
+  if (!a.contains("min_steps")) a["min_steps"] = b["min_steps"];
   for (const char *volatile_key : {"epochs", "threads", "device", "progress_seconds", "resume", "stop_after", "command_line",
                                    "export_path", "eval_every", "samples_every"}) {
     a.erase(volatile_key);
@@ -146,7 +150,8 @@ nlohmann::json options_to_json(const TrainOptions &o) {
           {"network", o.network.to_json()}, {"epochs", o.epochs}, {"batch", o.batch},
           {"lr", o.lr},               {"weight_decay", o.weight_decay}, {"warmup", o.warmup},
           {"ema", o.ema},             {"beta", o.loss.beta},        {"gamma", o.loss.gamma},
-          {"p_uncond", o.loss.p_uncond}, {"force_fraction", o.loss.force_fraction}, {"augment", o.augment},   {"seed", o.seed},
+          {"p_uncond", o.loss.p_uncond}, {"force_fraction", o.loss.force_fraction}, {"force_warmup", o.force_warmup},
+          {"min_steps", o.min_steps}, {"augment", o.augment},   {"seed", o.seed},
           {"threads", o.threads},     {"device", o.device},         {"limit", o.limit},
           {"holdout", o.holdout},     {"eval_every", o.eval_every}, {"eval_limit", o.eval_limit},
           {"ood_sets", o.ood_sets},   {"samples_every", o.samples_every}, {"sample_steps", o.sample_steps},
@@ -156,12 +161,54 @@ nlohmann::json options_to_json(const TrainOptions &o) {
 
 }  // namespace
 
+Plan plan_training(const TrainOptions &o, int64_t images) {
+  Plan p;
+  const int64_t fifth = images / 5;
+  if (o.holdout >= 1) {
+    p.holdout = std::min<int64_t>(static_cast<int64_t>(o.holdout), fifth);
+    p.holdout_reason = p.holdout == static_cast<int64_t>(o.holdout) ? "as asked" : "as asked, capped at a fifth of the set";
+  } else if (o.holdout > 0) {
+    const auto share = static_cast<int64_t>(std::llround(o.holdout * static_cast<double>(images)));
+    p.holdout = std::min(std::clamp<int64_t>(share, 200, 2000), fifth);
+    char why[96];
+    std::snprintf(why, sizeof(why), "%g of the set, kept within 200..2000 and at most a fifth", o.holdout);
+    p.holdout_reason = why;
+  } else {
+    p.holdout_reason = "none asked: the exported model has no calibrated OOD threshold";
+  }
+  int64_t n_train = images - p.holdout;
+  if (o.limit > 0) n_train = std::min(n_train, o.limit);
+  p.steps_per_epoch = (std::max<int64_t>(n_train, 0) + o.batch - 1) / o.batch;
+  if (o.epochs > 0) {
+    p.epochs = o.epochs;
+    p.epochs_reason = "as asked";
+  } else {
+    const int64_t base = 16;
+    const int64_t needed = (o.min_steps + std::max<int64_t>(p.steps_per_epoch, 1) - 1) / std::max<int64_t>(p.steps_per_epoch, 1);
+    p.epochs = std::max(base, needed);
+    p.epochs_reason = p.epochs == base ? "the recipe's 16" : "16 would be only " + std::to_string(base * p.steps_per_epoch) +
+                                                                " steps; at least " + std::to_string(o.min_steps) + " (--min-steps)";
+  }
+  return p;
+}
+
+bool near_chance(double accuracy, int64_t num_classes) {
+  const double chance = 1.0 / static_cast<double>(std::max<int64_t>(num_classes, 1));
+  return accuracy < chance + std::max(0.05, 0.25 * chance);
+}
+
 std::string checkpoint_path(const std::string &run_dir) { return (fs::path(run_dir) / "checkpoint.pt").string(); }
 
 nlohmann::json train(const TrainOptions &opt_in) {
   TrainOptions opt = opt_in;
   if (opt.objective != "cff" && opt.objective != "ce") throw std::runtime_error("objective must be cff or ce, got '" + opt.objective + "'");
-  if (opt.epochs < 1 || opt.batch < 1) throw std::runtime_error("epochs and batch must be >= 1");
+  if (opt.epochs < 0 || opt.batch < 1 || opt.min_steps < 1) {
+    throw std::runtime_error("epochs must be >= 0 (0 = auto), batch and min-steps >= 1");
+  }
+  if (!(opt.holdout >= 0)) throw std::runtime_error("holdout must be >= 0");
+  if (!(opt.force_warmup >= 0.0 && opt.force_warmup < 1.0)) {
+    throw std::runtime_error("force-warmup must be in [0, 1), got " + std::to_string(opt.force_warmup));
+  }
   if (!(opt.loss.force_fraction > 0.0 && opt.loss.force_fraction <= 1.0)) {
     throw std::runtime_error("force-fraction must be in (0, 1], got " + std::to_string(opt.loss.force_fraction));
   }
@@ -190,7 +237,9 @@ nlohmann::json train(const TrainOptions &opt_in) {
     all_x = all_x.index_select(0, perm);
     all_y = all_y.index_select(0, perm);
   }
-  const int64_t holdout = std::min<int64_t>(opt.holdout, all_x.size(0) / 5);
+  const Plan plan = plan_training(opt, all_x.size(0));
+  const int64_t holdout = plan.holdout;
+  opt.epochs = plan.epochs;
   auto calib_x = all_x.slice(0, 0, holdout);
   auto train_x = all_x.slice(0, holdout);
   auto train_y = all_y.slice(0, holdout);
@@ -201,12 +250,14 @@ nlohmann::json train(const TrainOptions &opt_in) {
   auto test_x = test_set.normalized();
   auto test_y = test_set.labels;
   if (opt.eval_limit > 0 && opt.eval_limit < test_x.size(0)) {
-    test_x = test_x.slice(0, 0, opt.eval_limit);
-    test_y = test_y.slice(0, 0, opt.eval_limit);
+    // A fixed random subset: test splits are often ordered by class, and their first N would be one class.
+    auto pick = torch::randperm(test_x.size(0), epoch_generator(opt.seed, -2, 0)).slice(0, 0, opt.eval_limit);
+    test_x = test_x.index_select(0, pick);
+    test_y = test_y.index_select(0, pick);
   }
   const int64_t n_train = train_x.size(0);
   if (n_train < 1) throw std::runtime_error(train_set.description + ": no training images left");
-  const int64_t steps_per_epoch = (n_train + opt.batch - 1) / opt.batch;
+  const int64_t steps_per_epoch = plan.steps_per_epoch;
   const int64_t total_steps = steps_per_epoch * opt.epochs;
 
   torch::manual_seed(opt.seed);
@@ -242,7 +293,21 @@ nlohmann::json train(const TrainOptions &opt_in) {
   std::printf("cff-train: objective %s, network %s (%ld parameters), device %s\n", opt.objective.c_str(),
               opt.network.to_json().dump().c_str(), static_cast<long>(s.net->parameter_count()),
               cff::describe_device(device).c_str());
+  std::printf("cff-train: %ld epochs of %ld steps = %ld steps (%s); hold-out %ld images (%s); augment %s",
+              static_cast<long>(opt.epochs), static_cast<long>(steps_per_epoch), static_cast<long>(total_steps),
+              plan.epochs_reason.c_str(), static_cast<long>(holdout), plan.holdout_reason.c_str(), opt.augment.c_str());
+  if (opt.objective == "cff" && opt.force_warmup > 0) {
+    std::printf("; force weight %g, ramped up over the first %ld steps", opt.loss.beta,
+                static_cast<long>(std::llround(opt.force_warmup * static_cast<double>(total_steps))));
+  } else if (opt.objective == "cff") {
+    std::printf("; force weight %g from the first step", opt.loss.beta);
+  }
+  std::printf("\n");
   std::fflush(stdout);
+
+  // The force weight's ramp: 0 at the first step, beta from force_warmup * total_steps on.
+  const double ramp_steps = opt.force_warmup * static_cast<double>(total_steps);
+  auto force_ramp = [&](int64_t step) { return ramp_steps > 0 ? std::min(1.0, (step + 1) / ramp_steps) : 1.0; };
 
   nlohmann::json last_metrics;
   const auto run_start = Clock::now();
@@ -267,7 +332,9 @@ nlohmann::json train(const TrainOptions &opt_in) {
       auto idx = order.slice(0, b * opt.batch, std::min((b + 1) * opt.batch, n_train));
       auto x = augment_batch(train_x.index_select(0, idx), opt.augment, augment_gen).to(device);
       auto y = train_y.index_select(0, idx).to(device);
-      auto terms = opt.objective == "cff" ? cff_loss(f, x, y, schedule, opt.loss, loss_gen) : cross_entropy_loss(f, x, y);
+      CffLossOptions loss = opt.loss;
+      loss.beta *= force_ramp(global_step);
+      auto terms = opt.objective == "cff" ? cff_loss(f, x, y, schedule, loss, loss_gen) : cross_entropy_loss(f, x, y);
       if (!torch::isfinite(terms.total).item<bool>()) {
         throw std::runtime_error("training diverged: loss is not finite at epoch " + std::to_string(epoch + 1) +
                                  ", step " + std::to_string(b + 1) + " (try a lower --lr)");
@@ -297,10 +364,11 @@ nlohmann::json train(const TrainOptions &opt_in) {
         const double elapsed = std::chrono::duration<double>(now - epoch_start).count();
         const double rate = seen / std::max(1e-9, elapsed);
         const double remaining = (static_cast<double>(n_train - seen) + static_cast<double>(n_train) * (opt.epochs - epoch - 1)) / rate;
-        std::printf("epoch %ld/%ld [%6ld/%ld] %6.0f img/s  loss %.4f  ce %.4f  ce_t %.4f  force %.4f  acc %.3f  lr %.2e  ETA %s\n",
+        std::printf("epoch %ld/%ld [%6ld/%ld] %6.0f img/s  loss %.4f  ce %.4f  ce_t %.4f  force %.4f (weight %.2f)  acc %.3f  "
+                    "lr %.2e  ETA %s\n",
                     static_cast<long>(epoch + 1), static_cast<long>(opt.epochs), static_cast<long>(seen),
                     static_cast<long>(n_train), rate, sum_total / seen, sum_ce / seen, sum_ce_noisy / seen,
-                    sum_force / seen, correct / seen, lr, format_duration(remaining).c_str());
+                    sum_force / seen, loss.beta, correct / seen, lr, format_duration(remaining).c_str());
         std::fflush(stdout);
       }
     }
@@ -315,7 +383,19 @@ nlohmann::json train(const TrainOptions &opt_in) {
                         {"train_force", sum_force / seen},
                         {"train_accuracy", correct / seen},
                         {"epoch_seconds", epoch_seconds},
-                        {"images_per_second", seen / epoch_seconds}};
+                        {"images_per_second", seen / epoch_seconds},
+                        {"steps", s.epoch * steps_per_epoch},
+                        {"force_weight", opt.objective == "cff" ? opt.loss.beta * force_ramp(s.epoch * steps_per_epoch - 1) : 0.0}};
+    if (s.epoch * steps_per_epoch >= chance_check_steps && near_chance(correct / seen, opt.network.num_classes)) {
+      char warning[512];
+      std::snprintf(warning, sizeof(warning),
+                    "training accuracy %.3f is near chance (%ld classes) after %ld steps: clean CE %.3f (ln K = %.3f), "
+                    "force %.3f. Check the labels; compare with --objective ce; a longer --force-warmup or more steps may help",
+                    correct / seen, static_cast<long>(opt.network.num_classes), static_cast<long>(s.epoch * steps_per_epoch),
+                    sum_ce / seen, std::log(static_cast<double>(opt.network.num_classes)), sum_force / seen);
+      std::printf("cff-train: warning: %s\n", warning);
+      m["warnings"] = nlohmann::json::array({warning});
+    }
     const bool last = s.epoch == opt.epochs;
     if (last || (opt.eval_every > 0 && s.epoch % opt.eval_every == 0)) {
       s.ema->eval();

@@ -15,11 +15,12 @@
 
 namespace cff::train {
 
-// cff-train's recipe (docs/recipe.md): the paper's loss plus CE on the noised images (gamma 1), with
-// the force and noisy-CE terms on half of each batch, which halves their cost; the time saved buys
-// more epochs within the same CPU budget.
+// cff-train's recipe (docs/recipe.md), the one definition of its loss defaults: the paper's loss plus
+// CE on the noised images (gamma 1), with the force and noisy-CE terms on half of each batch, which
+// halves their cost; the time saved buys more epochs within the same CPU budget. `cff-train --help`
+// prints these values, and TrainOptions starts from them.
 inline CffLossOptions recipe_loss() {
-  CffLossOptions loss = recipe_loss();
+  CffLossOptions loss;  // beta 1, gamma 1, p_uncond 0.2: the library's defaults
   loss.force_fraction = 0.5;
   return loss;
 }
@@ -31,21 +32,32 @@ struct TrainOptions {
   std::string export_path;             // model file written at the end (default run_dir/model.cff)
   std::string objective = "cff";       // "cff" or "ce"
   NetworkConfig network;               // channels/height/width/num_classes are set from the data
-  int64_t epochs = 16;                 // the recipe: about 1.5 h on 2 CPU cores for Fashion-MNIST
+  // Training length: `epochs` when set, else 16 epochs or as many more as reach `min_steps` optimiser
+  // steps (a 3,600-image set has 29 steps an epoch: 16 epochs would be 450 steps, too few to learn).
+  int64_t epochs = 0;                  // 0 = auto (Fashion-MNIST: 16 epochs, about 1.5 h on 2 CPU cores)
+  int64_t min_steps = 1500;
   int64_t batch = 128;
   double lr = 2e-3;
   double weight_decay = 5e-4;
   double warmup = 0.03;                // fraction of all steps with linear LR warm-up
+  // Fraction of all steps over which the force weight ramps linearly from 0 to beta: the classifier
+  // first learns the classes from CE alone. Without it, on simple data (strokes on a plain background)
+  // a class-blind potential satisfies the force term early and CE stays at chance.
+  double force_warmup = 0.2;
   double ema = 0.999;                  // EMA decay of the weights (0 = off)
-  CffLossOptions loss;
-  std::string augment = "flip+crop";   // none | flip | crop | flip+crop
+  CffLossOptions loss = recipe_loss();
+  // Random 2-pixel shifts only: a horizontal flip changes the class of digits, text and anything with
+  // handedness, so it is asked for explicitly (the shipped Fashion-MNIST model uses flip+crop).
+  std::string augment = "crop";        // none | flip | crop | flip+crop
   uint64_t seed = 0;
   int threads = 0;
   std::string device = "auto";
   int64_t limit = 0;                   // use only the first N training images (0 = all)
-  int64_t holdout = 2000;              // training images held out to calibrate the OOD threshold
+  // Training images held out to calibrate the OOD threshold: a fraction of the set (below 1), clamped
+  // to 200..2000 images, or a count (1 and above); never more than a fifth of the set.
+  double holdout = 0.1;
   int64_t eval_every = 1;              // epochs between evaluations (0 = only at the end)
-  int64_t eval_limit = 0;              // test images used per evaluation (0 = all)
+  int64_t eval_limit = 0;              // test images used per evaluation, a fixed random subset (0 = all)
   std::vector<std::string> ood_sets = {"uniform", "inverted", "vflip"};
   int64_t samples_every = 1;           // epochs between sample grids (0 = never)
   int64_t sample_steps = CentripetalDefaults::steps;
@@ -54,6 +66,21 @@ struct TrainOptions {
   double progress_seconds = 15.0;      // seconds between progress lines
   std::string command_line;            // recorded in the model's provenance
 };
+
+// What `train` chose from the options and the data, with the reason, for the progress output.
+struct Plan {
+  int64_t holdout = 0;
+  int64_t epochs = 0;
+  int64_t steps_per_epoch = 0;
+  std::string epochs_reason;
+  std::string holdout_reason;
+};
+Plan plan_training(const TrainOptions &options, int64_t images);
+
+// Training accuracy this close to chance (below 1/K + max(0.05, 0.25/K)) after `chance_check_steps` steps
+// prints a warning and records it in the metrics.
+constexpr int64_t chance_check_steps = 200;
+bool near_chance(double accuracy, int64_t num_classes);
 
 // Trains as configured and returns the final metrics (also written to run_dir/metrics.jsonl).
 // Throws std::runtime_error (or cff::data::DatasetError) with a one-line reason on bad input.

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -115,6 +116,67 @@ TEST_F(Trainer, LossFallsAndExportReproducesItsAccuracy) {
   EXPECT_FALSE(model.metadata.provenance["dataset_checksum_crc32"].get<std::string>().empty());
 }
 
+// The defaults scale with the set: Fashion-MNIST keeps the recipe's 16 epochs and 2000 held-out
+// images; a small set trains for at least --min-steps steps and holds out a tenth (at least 200).
+TEST(TrainingPlan, DefaultsScaleWithTheSetSize) {
+  cff::train::TrainOptions o;
+  auto p = cff::train::plan_training(o, 60000);
+  EXPECT_EQ(p.holdout, 2000);
+  EXPECT_EQ(p.epochs, 16);
+  EXPECT_EQ(p.steps_per_epoch, (58000 + 127) / 128);
+  p = cff::train::plan_training(o, 4000);
+  EXPECT_EQ(p.holdout, 400);
+  EXPECT_EQ(p.steps_per_epoch, 29);  // 3600 images
+  EXPECT_EQ(p.epochs, (o.min_steps + 28) / 29);
+  EXPECT_GE(p.epochs * p.steps_per_epoch, o.min_steps);
+  EXPECT_NE(p.epochs_reason.find("--min-steps"), std::string::npos) << p.epochs_reason;
+  EXPECT_EQ(cff::train::plan_training(o, 1000).holdout, 200);
+  EXPECT_EQ(cff::train::plan_training(o, 500).holdout, 100);  // at most a fifth
+  o.holdout = 300;
+  EXPECT_EQ(cff::train::plan_training(o, 4000).holdout, 300);
+  o.holdout = 0;
+  EXPECT_EQ(cff::train::plan_training(o, 4000).holdout, 0);
+  o.epochs = 3;
+  EXPECT_EQ(cff::train::plan_training(o, 4000).epochs, 3);
+  o.epochs = 0;
+  o.limit = 1000;
+  EXPECT_EQ(cff::train::plan_training(o, 60000).steps_per_epoch, 8);
+}
+
+TEST(TrainingPlan, NearChance) {
+  EXPECT_TRUE(cff::train::near_chance(0.12, 10));
+  EXPECT_FALSE(cff::train::near_chance(0.2, 10));
+  EXPECT_TRUE(cff::train::near_chance(0.55, 2));
+  EXPECT_FALSE(cff::train::near_chance(0.7, 2));
+}
+
+// Shuffled labels cannot be learnt: the chance-level warning is printed and recorded in the metrics.
+// The same run on the true labels learns and gives no warning.
+TEST_F(Trainer, ChanceLevelWarningFiresOnShuffledLabels) {
+  const auto shuffled = root_ / "fashion-shuffled";
+  fs::create_directories(shuffled);
+  for (const char *name : {"train-images-idx3-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}) {
+    fs::copy_file(data_ / name, shuffled / name, fs::copy_options::overwrite_existing);
+  }
+  auto labels = cff::data::read_idx_labels((data_ / "train-labels-idx1-ubyte").string());
+  write_idx_labels((shuffled / "train-labels-idx1-ubyte").string(),
+                   labels.index_select(0, torch::randperm(labels.size(0), torch::kLong)));
+  for (const bool shuffle : {true, false}) {
+    const std::string run = shuffle ? "shuffled" : "true-labels";
+    auto o = small_options(run);
+    if (shuffle) o.data = shuffled.string();
+    o.batch = 16;  // 1200 images: 75 steps an epoch, past the check's 200 steps in the third
+    o.eval_every = 0;
+    cff::train::train(o);
+    const auto last = metrics(run).back();
+    ASSERT_GE(last["steps"].get<int64_t>(), cff::train::chance_check_steps);
+    EXPECT_EQ(last.contains("warnings"), shuffle) << run << ": " << last.dump();
+    if (shuffle && last.contains("warnings")) {
+      EXPECT_NE(last["warnings"][0].get<std::string>().find("near chance"), std::string::npos);
+    }
+  }
+}
+
 TEST_F(Trainer, ResumeEqualsUninterruptedRunBitForBit) {
   auto whole = small_options("whole");
   whole.epochs = 2;
@@ -199,6 +261,45 @@ TEST_F(Trainer, CorruptDatasetFilesGiveClearErrors_n) {
   // CIFAR-10 batch whose size is not a whole number of records.
   { std::ofstream(bad / "test_batch.bin", std::ios::binary) << std::string(3073 * 2 + 5, '\1'); }
   expect_error([&] { cff::data::load_cifar10(bad.string(), "test"); }, {"test_batch.bin", "truncated at record 2"});
+}
+
+// `cff-train` with no loss or optimiser options trains with exactly the defaults its --help prints
+// (the recipe's force fraction 0.5 once stayed at the library's 1.0 while the help said 0.5).
+TEST_F(Trainer, DefaultsThatHelpPrintsAreTheOnesThatTrain) {
+  const char *build = std::getenv("CFF_BUILD_ROOT");
+  ASSERT_NE(build, nullptr) << "run through meson test";
+  const std::string exe = std::string(build) + "/training/cff-train";
+  const auto help_file = (root_ / "help.txt").string();
+  ASSERT_EQ(std::system((exe + " --help > " + help_file).c_str()), 0);
+  std::ifstream in(help_file);
+  std::map<std::string, std::string> shown;  // option -> the value in its trailing [brackets]
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto dash = line.find("--"), open = line.rfind('['), close = line.rfind(']');
+    if (dash == std::string::npos || open == std::string::npos || close < open) continue;
+    shown[line.substr(dash + 2, line.find(' ', dash) - dash - 2)] = line.substr(open + 1, close - open - 1);
+  }
+  const auto run_dir = root_ / "defaults";
+  // Only data, size and bookkeeping options: nothing that shapes the loss or the optimiser.
+  const std::string args = " --data " + data_.string() + " --out " + run_dir.string() +
+                           " --epochs 1 --limit 64 --holdout 50 --eval-limit 50 --samples-every 0 --ood uniform "
+                           "--widths 8,16 --threads 1 --device cpu > /dev/null";
+  ASSERT_EQ(std::system((exe + args).c_str()), 0);
+  const auto options = cff::read_model_metadata((run_dir / "model.cff").string()).provenance["options"];
+  const std::map<std::string, std::string> option_key = {
+      {"beta", "beta"},         {"gamma", "gamma"},   {"p-uncond", "p_uncond"}, {"force-fraction", "force_fraction"},
+      {"lr", "lr"},             {"weight-decay", "weight_decay"}, {"warmup", "warmup"}, {"ema", "ema"},
+      {"batch", "batch"},       {"augment", "augment"}, {"objective", "objective"}};
+  for (const auto &[flag, key] : option_key) {
+    ASSERT_TRUE(shown.count(flag)) << "--help shows no default for --" << flag;
+    const auto &value = options.at(key);
+    if (value.is_string()) {
+      EXPECT_EQ(value.get<std::string>(), shown[flag]) << "--" << flag;
+    } else {
+      EXPECT_DOUBLE_EQ(value.get<double>(), std::stod(shown[flag])) << "--" << flag;
+    }
+  }
+  EXPECT_DOUBLE_EQ(options.at("force_fraction").get<double>(), cff::train::recipe_loss().force_fraction);
 }
 
 TEST_F(Trainer, CommandLineReportsBadInputInOneLine_n) {
