@@ -61,6 +61,12 @@ std::vector<std::string> parse(int argc, char **argv, const std::vector<Option> 
   return positional;
 }
 
+std::string join(const std::vector<std::string> &items, const std::string &separator) {
+  std::string joined;
+  for (const auto &item : items) joined += (joined.empty() ? "" : separator) + item;
+  return joined;
+}
+
 void print_options(const std::vector<Option> &options) {
   for (const auto &opt : options) {
     const std::string left = "--" + opt.name + (opt.arg.empty() ? "" : " " + opt.arg);

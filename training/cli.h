@@ -31,6 +31,8 @@ int64_t to_int(const std::string &name, const std::string &v,
                int64_t minimum = std::numeric_limits<int64_t>::min());
 // Comma-separated items, empty ones dropped.
 std::vector<std::string> split(const std::string &v);
+// The items with `separator` between them.
+std::string join(const std::vector<std::string> &items, const std::string &separator = ", ");
 
 // Applies argv[1..] to the options and returns the arguments that are not options, in order. `hint` is
 // appended to the unknown-option message (e.g. " (see --help)"). Throws UsageError.

@@ -235,6 +235,49 @@ Dataset load_image_folder(const std::string &folder, int64_t channels, int64_t h
 #endif
 }
 
+torch::Tensor render_glyphs(int64_t n, int64_t channels, int64_t height, int64_t width, uint64_t seed) {
+#ifdef CFF_HAVE_OPENCV
+  static const std::string characters = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+-*/=#%&@?$<>";
+  static const int fonts[] = {cv::FONT_HERSHEY_SIMPLEX, cv::FONT_HERSHEY_DUPLEX, cv::FONT_HERSHEY_COMPLEX,
+                              cv::FONT_HERSHEY_TRIPLEX, cv::FONT_HERSHEY_PLAIN, cv::FONT_HERSHEY_SCRIPT_SIMPLEX};
+  cv::RNG rng(seed);
+  std::vector<torch::Tensor> images;
+  const int big = static_cast<int>(4 * std::max(height, width));
+  for (int64_t i = 0; i < n; ++i) {
+    // Draw large, then warp (scale, rotation, slant, shift) into the target size.
+    cv::Mat canvas = cv::Mat::zeros(big, big, CV_32F);
+    const std::string text(1, characters[static_cast<size_t>(rng.uniform(0, static_cast<int>(characters.size())))]);
+    const int font = fonts[rng.uniform(0, static_cast<int>(std::size(fonts)))];
+    const int thickness = rng.uniform(2, 9);
+    const double scale = cv::getFontScaleFromHeight(font, big / 2, thickness);
+    int baseline = 0;
+    const auto size = cv::getTextSize(text, font, scale, thickness, &baseline);
+    cv::putText(canvas, text, {(big - size.width) / 2, (big + size.height) / 2}, font, scale, 1.0, thickness, cv::LINE_AA);
+    const cv::Rect box = cv::boundingRect(canvas > 0.1);
+    const double extent = std::max(std::max(box.width, box.height), 1);
+    const double s = static_cast<double>(std::min(height, width)) * rng.uniform(0.5, 0.85) / extent;
+    const double angle = rng.uniform(-0.3, 0.3), shear = rng.uniform(-0.3, 0.3);
+    const cv::Matx22d a(s * std::cos(angle), s * (-std::sin(angle) + shear), s * std::sin(angle), s * std::cos(angle));
+    const cv::Vec2d centre(width * (0.5 + rng.uniform(-0.12, 0.12)), height * (0.5 + rng.uniform(-0.12, 0.12)));
+    const cv::Vec2d shift = centre - a * cv::Vec2d(box.x + box.width / 2.0, box.y + box.height / 2.0);
+    const cv::Matx23d m(a(0, 0), a(0, 1), shift[0], a(1, 0), a(1, 1), shift[1]);
+    cv::Mat mask;
+    cv::warpAffine(canvas, mask, m, cv::Size(static_cast<int>(width), static_cast<int>(height)), cv::INTER_AREA);
+    auto alpha = torch::from_blob(mask.ptr<float>(), {1, height, width}, torch::kFloat32).clone().clamp(0, 1);
+    auto fg = torch::full({channels, 1, 1}, 0.0f), bg = torch::full({channels, 1, 1}, 0.0f);
+    for (int64_t ch = 0; ch < channels; ++ch) {
+      fg[ch] = static_cast<float>(rng.uniform(150.0, 255.0));
+      bg[ch] = static_cast<float>(rng.uniform(0.0, 60.0));
+    }
+    images.push_back((bg * (1 - alpha) + fg * alpha).round().clamp(0, 255).to(torch::kUInt8));
+  }
+  return torch::stack(images);
+#else
+  (void)n, (void)channels, (void)height, (void)width, (void)seed;
+  throw DatasetError("glyphs: drawing glyphs needs OpenCV, which this build does not have");
+#endif
+}
+
 Dataset load_dataset(const std::string &spec, const std::string &split, int64_t channels, int64_t height,
                      int64_t width) {
   const std::string folder = spec == "fashion-mnist" ? fashion_mnist_dir() : spec;

@@ -48,6 +48,12 @@ Dataset load_cifar10(const std::string &folder, const std::string &split);
 // `channels` and resized to height x width. Throws DatasetError if OpenCV support was not built.
 Dataset load_image_folder(const std::string &folder, int64_t channels, int64_t height, int64_t width);
 
+// n images of random characters (digits, letters, symbols) drawn with OpenCV's Hershey fonts, light
+// strokes on a dark background, with font, size, position, slant and stroke-width jitter: uint8
+// [n, channels, height, width]; RGB images get a random foreground and background tint. Throws
+// DatasetError if OpenCV support was not built.
+torch::Tensor render_glyphs(int64_t n, int64_t channels, int64_t height, int64_t width, uint64_t seed);
+
 // Picks a loader by what `spec` names: "fashion-mnist" (Debian's dataset-fashion-mnist), a folder of
 // IDX files, a folder of CIFAR-10 batches, or an image folder.
 Dataset load_dataset(const std::string &spec, const std::string &split, int64_t channels = 1, int64_t height = 28,

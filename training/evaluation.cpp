@@ -1,5 +1,11 @@
 #include "evaluation.h"
 
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <set>
+
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include "cff/ood.h"
@@ -21,14 +27,64 @@ double accuracy(const torch::Tensor &logits, const torch::Tensor &labels) {
   return logits.argmax(1).eq(labels.to(logits.device())).to(torch::kDouble).mean().item<double>();
 }
 
+const std::vector<std::string> &builtin_ood_sets() {
+  static const std::vector<std::string> names = {"uniform", "gaussian", "inverted", "vflip",
+                                                 "constant", "low-contrast", "blur", "glyphs"};
+  return names;
+}
+
+bool is_builtin_ood_set(const std::string &name) {
+  const auto &names = builtin_ood_sets();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+std::string ood_set_label(const std::string &name) {
+  if (is_builtin_ood_set(name)) return name;
+  auto path = std::filesystem::path(name).lexically_normal();
+  if (!path.has_filename()) path = path.parent_path();  // a trailing slash
+  const std::string last = path.filename().string();
+  static const std::set<std::string> splits = {"test", "train", "val", "valid", "validation"};
+  if (splits.count(last) && path.has_parent_path() && !path.parent_path().filename().empty()) {
+    return path.parent_path().filename().string() + "/" + last;
+  }
+  return last.empty() ? name : last;
+}
+
+namespace {
+
+// Depthwise Gaussian blur of [N, C, H, W] with edge replication.
+torch::Tensor gaussian_blur(const torch::Tensor &x, double sigma) {
+  const int64_t radius = static_cast<int64_t>(std::ceil(3 * sigma));
+  auto taps = torch::arange(-radius, radius + 1, torch::kFloat32);
+  auto kernel = torch::exp(-taps.pow(2) / (2 * sigma * sigma));
+  kernel = kernel / kernel.sum();
+  const int64_t c = x.size(1);
+  auto padded = torch::replication_pad2d(x, {radius, radius, radius, radius});
+  const std::vector<int64_t> one = {1, 1}, none = {0, 0};
+  const c10::optional<torch::Tensor> no_bias;
+  auto rows = torch::conv2d(padded, kernel.view({1, 1, 1, -1}).repeat({c, 1, 1, 1}), no_bias, one, none, one, c);
+  return torch::conv2d(rows, kernel.view({1, 1, -1, 1}).repeat({c, 1, 1, 1}), no_bias, one, none, one, c);
+}
+
+}  // namespace
+
 torch::Tensor make_ood_set(const std::string &name, const torch::Tensor &x, int64_t n, uint64_t seed) {
-  n = std::min(n, x.size(0));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  if (name == "glyphs") {
+    return render_glyphs(n, x.size(1), x.size(2), x.size(3), seed).to(torch::kFloat32).div(127.5).sub(1.0);
+  }
+  n = std::min(n, x.size(0));
   auto base = x.slice(0, 0, n);
   if (name == "uniform") return torch::rand(base.sizes(), gen) * 2 - 1;
   if (name == "gaussian") return (torch::randn(base.sizes(), gen) * 0.5).clamp(-1, 1);
   if (name == "inverted") return -base;
   if (name == "vflip") return base.flip({2});
+  if (name == "constant") return (torch::rand({n, x.size(1), 1, 1}, gen) * 2 - 1).expand(base.sizes()).contiguous();
+  if (name == "low-contrast") {
+    auto mean = base.mean({1, 2, 3}, /*keepdim=*/true);
+    return mean + 0.3 * (base - mean);
+  }
+  if (name == "blur") return gaussian_blur(base, std::max(1.5, static_cast<double>(x.size(2)) / 14.0));
   auto other = load_dataset(name, "test", x.size(1), x.size(2), x.size(3));
   auto images = other.images;
   if (images.size(1) != x.size(1) || images.size(2) != x.size(2) || images.size(3) != x.size(3)) {

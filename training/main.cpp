@@ -9,6 +9,7 @@
 #include "cff/model_file.h"
 #include "cli.h"
 #include "datasets.h"
+#include "evaluation.h"
 #include "trainer.h"
 
 namespace {
@@ -28,11 +29,7 @@ std::string shown(double v) {
 
 std::string shown(const std::string &v) { return "[" + v + "]"; }
 
-std::string shown(const std::vector<std::string> &v) {
-  std::string joined;
-  for (const auto &item : v) joined += (joined.empty() ? "" : ",") + item;
-  return shown(joined);
-}
+std::string shown(const std::vector<std::string> &v) { return shown(cff::cli::join(v, ",")); }
 
 std::string shown(const std::vector<int64_t> &v) {
   std::string joined;
@@ -86,8 +83,11 @@ int main(int argc, char **argv) {
       {"warmup", "X", "fraction of all steps spent in linear LR warm-up " + shown(d.warmup), [&](auto v) { o.warmup = to_double("warmup", v); }},
       {"ema", "X", "EMA decay of the weights, evaluated and exported (0 = off) " + shown(d.ema), [&](auto v) { o.ema = to_double("ema", v); }},
       {"beta", "X", "weight of the force-matching term " + shown(d.loss.beta), [&](auto v) { o.loss.beta = to_double("beta", v); }},
-      {"force-warmup", "X", "fraction of all steps over which the force weight ramps up from 0 (CE learns the classes first) " +
-                                shown(d.force_warmup),
+      {"warmup-accuracy", "X", "CE first: the force and noisy-CE terms join once training accuracy has gone this share of the "
+                               "way from chance to 1 (at the latest after a quarter of the steps; 0 = from the start) " +
+                                   shown(d.warmup_accuracy),
+       [&](auto v) { o.warmup_accuracy = to_double("warmup-accuracy", v); }},
+      {"force-warmup", "X", "then they ramp up to full weight over this fraction of all steps " + shown(d.force_warmup),
        [&](auto v) { o.force_warmup = to_double("force-warmup", v); }},
       {"gamma", "X", "weight of CE on noised images x_t; 0 = the paper-literal recipe " + shown(d.loss.gamma), [&](auto v) { o.loss.gamma = to_double("gamma", v); }},
       {"p-uncond", "X", "probability of matching the unconditional force " + shown(d.loss.p_uncond), [&](auto v) { o.loss.p_uncond = to_double("p-uncond", v); }},
@@ -102,7 +102,8 @@ int main(int argc, char **argv) {
        [&](auto v) { o.holdout = to_double("holdout", v); }},
       {"eval-every", "N", "evaluate every N epochs (0 = at the end only) " + shown(d.eval_every), [&](auto v) { o.eval_every = to_int("eval-every", v); }},
       {"eval-limit", "N", "test images per evaluation, a fixed random subset (0 = all) " + shown(d.eval_limit), [&](auto v) { o.eval_limit = to_int("eval-limit", v); }},
-      {"ood", "LIST", "OOD sets for the AUROC: uniform, gaussian, inverted, vflip or dataset folders " + shown(d.ood_sets),
+      {"ood", "LIST", "OOD sets for the AUROC: built-ins (" + cff::cli::join(cff::data::builtin_ood_sets()) + ") or dataset folders " +
+           shown(d.ood_sets),
        [&](auto v) { o.ood_sets = split(v); }},
       {"samples-every", "N", "write a conditional sample grid every N epochs (0 = never) " + shown(d.samples_every), [&](auto v) { o.samples_every = to_int("samples-every", v); }},
       {"sample-steps", "N", "centripetal steps for the sample grid (the sampler's defaults otherwise) " + shown(d.sample_steps), [&](auto v) { o.sample_steps = to_int("sample-steps", v); }},

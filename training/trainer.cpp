@@ -79,7 +79,9 @@ void append_line(const std::string &path, const nlohmann::json &j) {
 struct State {
   Classifier net{nullptr}, ema{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer;
-  int64_t epoch = 0;  // epochs completed
+  int64_t epoch = 0;          // epochs completed
+  int64_t noised_from = -1;   // the step at which the noised terms joined (-1: not yet)
+  double running_accuracy = 0; // exponential average of the batches' training accuracy (decay 0.9, no bias correction)
 };
 
 void save_checkpoint(const std::string &path, State &s, const nlohmann::json &options_json) {
@@ -92,6 +94,8 @@ void save_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   archive.write("ema", ema);
   archive.write("optimizer", optim);
   archive.write("epoch", torch::tensor(s.epoch, torch::kLong));
+  archive.write("noised_from", torch::tensor(s.noised_from, torch::kLong));
+  archive.write("running_accuracy", torch::tensor(s.running_accuracy, torch::kDouble));
   const std::string opts = options_json.dump();
   archive.write("options", torch::from_blob(const_cast<char *>(opts.data()), {static_cast<int64_t>(opts.size())},
                                             torch::kUInt8).clone());
@@ -128,8 +132,9 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   auto a = nlohmann::json::parse(stored_options), b = options_json;
   // Checkpoints from before --force-fraction existed trained every image of the batch with the force.
   if (!a.contains("force_fraction")) a["force_fraction"] = 1.0;
-  // Checkpoints from before the force ramp trained with the full force weight from the first step.
+  // Checkpoints from before the CE-first warm-up trained with the full force weight from the first step.
   if (!a.contains("force_warmup")) a["force_warmup"] = 0.0;
+  if (!a.contains("warmup_accuracy")) a["warmup_accuracy"] = 0.0;
   if (!a.contains("min_steps")) a["min_steps"] = b["min_steps"];
   for (const char *volatile_key : {"epochs", "threads", "device", "progress_seconds", "resume", "stop_after", "command_line",
                                    "export_path", "eval_every", "samples_every"}) {
@@ -143,6 +148,10 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   torch::Tensor epoch;
   archive.read("epoch", epoch);
   s.epoch = epoch.item<int64_t>();
+  // Checkpoints from before the CE-first warm-up trained with the noised terms from the first step.
+  torch::Tensor value;
+  s.noised_from = archive.try_read("noised_from", value) ? value.item<int64_t>() : 0;
+  s.running_accuracy = archive.try_read("running_accuracy", value) ? value.item<double>() : 0.0;
 }
 
 nlohmann::json options_to_json(const TrainOptions &o) {
@@ -151,6 +160,7 @@ nlohmann::json options_to_json(const TrainOptions &o) {
           {"lr", o.lr},               {"weight_decay", o.weight_decay}, {"warmup", o.warmup},
           {"ema", o.ema},             {"beta", o.loss.beta},        {"gamma", o.loss.gamma},
           {"p_uncond", o.loss.p_uncond}, {"force_fraction", o.loss.force_fraction}, {"force_warmup", o.force_warmup},
+          {"warmup_accuracy", o.warmup_accuracy},
           {"min_steps", o.min_steps}, {"augment", o.augment},   {"seed", o.seed},
           {"threads", o.threads},     {"device", o.device},         {"limit", o.limit},
           {"holdout", o.holdout},     {"eval_every", o.eval_every}, {"eval_limit", o.eval_limit},
@@ -192,6 +202,11 @@ Plan plan_training(const TrainOptions &o, int64_t images) {
   return p;
 }
 
+double noised_terms_accuracy(double warmup_accuracy, int64_t num_classes) {
+  const double chance = 1.0 / static_cast<double>(std::max<int64_t>(num_classes, 1));
+  return chance + warmup_accuracy * (1.0 - chance);
+}
+
 bool near_chance(double accuracy, int64_t num_classes) {
   const double chance = 1.0 / static_cast<double>(std::max<int64_t>(num_classes, 1));
   return accuracy < chance + std::max(0.05, 0.25 * chance);
@@ -208,6 +223,9 @@ nlohmann::json train(const TrainOptions &opt_in) {
   if (!(opt.holdout >= 0)) throw std::runtime_error("holdout must be >= 0");
   if (!(opt.force_warmup >= 0.0 && opt.force_warmup < 1.0)) {
     throw std::runtime_error("force-warmup must be in [0, 1), got " + std::to_string(opt.force_warmup));
+  }
+  if (!(opt.warmup_accuracy >= 0.0 && opt.warmup_accuracy < 1.0)) {
+    throw std::runtime_error("warmup-accuracy must be in [0, 1), got " + std::to_string(opt.warmup_accuracy));
   }
   if (!(opt.loss.force_fraction > 0.0 && opt.loss.force_fraction <= 1.0)) {
     throw std::runtime_error("force-fraction must be in (0, 1], got " + std::to_string(opt.loss.force_fraction));
@@ -296,18 +314,26 @@ nlohmann::json train(const TrainOptions &opt_in) {
   std::printf("cff-train: %ld epochs of %ld steps = %ld steps (%s); hold-out %ld images (%s); augment %s",
               static_cast<long>(opt.epochs), static_cast<long>(steps_per_epoch), static_cast<long>(total_steps),
               plan.epochs_reason.c_str(), static_cast<long>(holdout), plan.holdout_reason.c_str(), opt.augment.c_str());
-  if (opt.objective == "cff" && opt.force_warmup > 0) {
-    std::printf("; force weight %g, ramped up over the first %ld steps", opt.loss.beta,
+  if (opt.objective == "cff" && opt.warmup_accuracy > 0) {
+    std::printf("; CE first: force and noisy CE join at training accuracy %.3f (by step %ld at the latest), full weight "
+                "%ld steps later",
+                noised_terms_accuracy(opt.warmup_accuracy, opt.network.num_classes), static_cast<long>(total_steps / 4),
                 static_cast<long>(std::llround(opt.force_warmup * static_cast<double>(total_steps))));
   } else if (opt.objective == "cff") {
-    std::printf("; force weight %g from the first step", opt.loss.beta);
+    std::printf("; force and noisy CE from the first step, full weight after %ld steps",
+                static_cast<long>(std::llround(opt.force_warmup * static_cast<double>(total_steps))));
   }
   std::printf("\n");
   std::fflush(stdout);
 
-  // The force weight's ramp: 0 at the first step, beta from force_warmup * total_steps on.
+  // The noised terms' weight: 0 until they join (CE first), then a linear ramp to 1 over
+  // force_warmup * total_steps.
   const double ramp_steps = opt.force_warmup * static_cast<double>(total_steps);
-  auto force_ramp = [&](int64_t step) { return ramp_steps > 0 ? std::min(1.0, (step + 1) / ramp_steps) : 1.0; };
+  const double join_accuracy = noised_terms_accuracy(opt.warmup_accuracy, opt.network.num_classes);
+  auto noised_weight = [&](int64_t step) {
+    if (s.noised_from < 0 || step < s.noised_from) return 0.0;
+    return ramp_steps > 0 ? std::min(1.0, (step - s.noised_from + 1) / ramp_steps) : 1.0;
+  };
 
   nlohmann::json last_metrics;
   const auto run_start = Clock::now();
@@ -332,9 +358,26 @@ nlohmann::json train(const TrainOptions &opt_in) {
       auto idx = order.slice(0, b * opt.batch, std::min((b + 1) * opt.batch, n_train));
       auto x = augment_batch(train_x.index_select(0, idx), opt.augment, augment_gen).to(device);
       auto y = train_y.index_select(0, idx).to(device);
+      if (opt.objective == "cff" && s.noised_from < 0) {
+        const double accuracy = s.running_accuracy / (1.0 - std::pow(0.9, static_cast<double>(global_step) + 1e-9));
+        if (opt.warmup_accuracy <= 0 || accuracy >= join_accuracy || global_step >= total_steps / 4) {
+          s.noised_from = global_step;
+          std::printf("cff-train: step %ld: training accuracy %.3f: the force and noisy-CE terms join, full weight at step %ld\n",
+                      static_cast<long>(global_step), global_step > 0 ? accuracy : 0.0,
+                      static_cast<long>(global_step + std::llround(ramp_steps)));
+          if (opt.warmup_accuracy > 0 && accuracy < join_accuracy) {
+            std::printf("cff-train: warning: CE alone did not reach training accuracy %.3f in a quarter of the steps\n",
+                        join_accuracy);
+          }
+        }
+      }
       CffLossOptions loss = opt.loss;
-      loss.beta *= force_ramp(global_step);
-      auto terms = opt.objective == "cff" ? cff_loss(f, x, y, schedule, loss, loss_gen) : cross_entropy_loss(f, x, y);
+      const double weight = noised_weight(global_step);
+      loss.beta *= weight;
+      loss.gamma *= weight;
+      // Before the noised terms join, the step is plain CE (the same loss, a third of the cost).
+      auto terms = opt.objective == "cff" && weight > 0 ? cff_loss(f, x, y, schedule, loss, loss_gen)
+                                                        : cross_entropy_loss(f, x, y);
       if (!torch::isfinite(terms.total).item<bool>()) {
         throw std::runtime_error("training diverged: loss is not finite at epoch " + std::to_string(epoch + 1) +
                                  ", step " + std::to_string(b + 1) + " (try a lower --lr)");
@@ -357,7 +400,9 @@ nlohmann::json train(const TrainOptions &opt_in) {
       sum_ce += terms.ce_clean.item<double>() * n;
       sum_ce_noisy += terms.ce_noisy.item<double>() * n;
       sum_force += terms.force.item<double>() * n;
-      correct += terms.logits_clean.argmax(1).eq(y).sum().item<double>();
+      const double batch_correct = terms.logits_clean.argmax(1).eq(y).sum().item<double>();
+      correct += batch_correct;
+      s.running_accuracy = 0.9 * s.running_accuracy + 0.1 * batch_correct / static_cast<double>(n);
       const auto now = Clock::now();
       if (std::chrono::duration<double>(now - last_print).count() >= opt.progress_seconds || b + 1 == steps_per_epoch) {
         last_print = now;
@@ -385,12 +430,12 @@ nlohmann::json train(const TrainOptions &opt_in) {
                         {"epoch_seconds", epoch_seconds},
                         {"images_per_second", seen / epoch_seconds},
                         {"steps", s.epoch * steps_per_epoch},
-                        {"force_weight", opt.objective == "cff" ? opt.loss.beta * force_ramp(s.epoch * steps_per_epoch - 1) : 0.0}};
+                        {"force_weight", opt.objective == "cff" ? opt.loss.beta * noised_weight(s.epoch * steps_per_epoch - 1) : 0.0}};
     if (s.epoch * steps_per_epoch >= chance_check_steps && near_chance(correct / seen, opt.network.num_classes)) {
       char warning[512];
       std::snprintf(warning, sizeof(warning),
                     "training accuracy %.3f is near chance (%ld classes) after %ld steps: clean CE %.3f (ln K = %.3f), "
-                    "force %.3f. Check the labels; compare with --objective ce; a longer --force-warmup or more steps may help",
+                    "force %.3f. Check the labels; compare with --objective ce; more steps (--min-steps) may help",
                     correct / seen, static_cast<long>(opt.network.num_classes), static_cast<long>(s.epoch * steps_per_epoch),
                     sum_ce / seen, std::log(static_cast<double>(opt.network.num_classes)), sum_force / seen);
       std::printf("cff-train: warning: %s\n", warning);
@@ -405,7 +450,7 @@ nlohmann::json train(const TrainOptions &opt_in) {
       for (const auto &name : opt.ood_sets) {
         auto out_x = cff::data::make_ood_set(name, test_x, 2000, opt.seed + 17);
         auto out_logits = cff::data::batched_logits(f_ema, out_x, device);
-        ood[name] = cff::data::score_ood(test_logits.slice(0, 0, std::min<int64_t>(2000, test_logits.size(0))), out_logits).to_json();
+        ood[cff::data::ood_set_label(name)] = cff::data::score_ood(test_logits.slice(0, 0, std::min<int64_t>(2000, test_logits.size(0))), out_logits).to_json();
       }
       m["ood"] = ood;
     }

@@ -40,10 +40,13 @@ struct TrainOptions {
   double lr = 2e-3;
   double weight_decay = 5e-4;
   double warmup = 0.03;                // fraction of all steps with linear LR warm-up
-  // Fraction of all steps over which the force weight ramps linearly from 0 to beta: the classifier
-  // first learns the classes from CE alone. Without it, on simple data (strokes on a plain background)
-  // a class-blind potential satisfies the force term early and CE stays at chance.
-  double force_warmup = 0.2;
+  // CE first: the noised terms (force matching and noisy CE) join once the running training accuracy
+  // has covered `warmup_accuracy` of the way from chance to 1 (at the latest after a quarter of the
+  // steps), then ramp linearly to full weight over `force_warmup` of all steps. With the noised terms
+  // on from the first step, a class-blind potential satisfies the force term on simple data (strokes
+  // or shapes on a plain background) and CE stays at chance.
+  double warmup_accuracy = 0.5;
+  double force_warmup = 0.1;
   double ema = 0.999;                  // EMA decay of the weights (0 = off)
   CffLossOptions loss = recipe_loss();
   // Random 2-pixel shifts only: a horizontal flip changes the class of digits, text and anything with
@@ -80,6 +83,8 @@ Plan plan_training(const TrainOptions &options, int64_t images);
 // Training accuracy this close to chance (below 1/K + max(0.05, 0.25/K)) after `chance_check_steps` steps
 // prints a warning and records it in the metrics.
 constexpr int64_t chance_check_steps = 200;
+// Training accuracy that opens the noised terms: chance + warmup_accuracy * (1 - chance).
+double noised_terms_accuracy(double warmup_accuracy, int64_t num_classes);
 bool near_chance(double accuracy, int64_t num_classes);
 
 // Trains as configured and returns the final metrics (also written to run_dir/metrics.jsonl).

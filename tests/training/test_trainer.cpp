@@ -143,6 +143,37 @@ TEST(TrainingPlan, DefaultsScaleWithTheSetSize) {
   EXPECT_EQ(cff::train::plan_training(o, 60000).steps_per_epoch, 8);
 }
 
+// The near-OOD built-ins: shapes, ranges and what each one is; folder sets are named after what they are.
+TEST(OodSets, NearOodBuiltInsAreWhatTheySay) {
+  auto x = torch::rand({50, 3, 20, 24}) * 2 - 1;
+  for (const auto &name : cff::data::builtin_ood_sets()) {
+    auto set = cff::data::make_ood_set(name, x, 40, 5);
+    ASSERT_EQ(set.sizes(), (std::vector<int64_t>{40, 3, 20, 24})) << name;
+    EXPECT_GE(set.min().item<float>(), -1.0f - 1e-5f) << name;
+    EXPECT_LE(set.max().item<float>(), 1.0f + 1e-5f) << name;
+    EXPECT_TRUE(torch::equal(set, cff::data::make_ood_set(name, x, 40, 5))) << name << " is not repeatable";
+  }
+  auto constant = cff::data::make_ood_set("constant", x, 40, 5);
+  EXPECT_LT((constant - constant.mean({2, 3}, true)).abs().max().item<float>(), 1e-6f);
+  EXPECT_GT(constant.mean({2, 3}).std().item<float>(), 0.2f);  // levels differ between frames
+  auto low = cff::data::make_ood_set("low-contrast", x, 40, 5);
+  EXPECT_NEAR(low.std().item<float>() / x.slice(0, 0, 40).std().item<float>(), 0.3f, 0.03f);
+  auto blur = cff::data::make_ood_set("blur", x, 40, 5);
+  EXPECT_LT(blur.std().item<float>(), 0.5f * x.std().item<float>());
+  EXPECT_NEAR(blur.mean().item<float>(), x.slice(0, 0, 40).mean().item<float>(), 0.02f);
+  // Glyphs: light strokes on a dark background, and each image has some stroke.
+  auto glyphs = cff::data::make_ood_set("glyphs", x.slice(1, 0, 1), 30, 5);
+  EXPECT_LT(glyphs.median().item<float>(), -0.4f);
+  EXPECT_TRUE((glyphs.flatten(1).amax(1) > 0.0f).all().item<bool>());
+  EXPECT_FALSE(torch::equal(glyphs[0], glyphs[1]));
+
+  EXPECT_EQ(cff::data::ood_set_label("glyphs"), "glyphs");
+  EXPECT_EQ(cff::data::ood_set_label("/data/digits/test"), "digits/test");
+  EXPECT_EQ(cff::data::ood_set_label("/data/digits/test/"), "digits/test");
+  EXPECT_EQ(cff::data::ood_set_label("/data/mnist"), "mnist");
+  EXPECT_EQ(cff::data::ood_set_label("clips/vtest.avi"), "vtest.avi");
+}
+
 TEST(TrainingPlan, NearChance) {
   EXPECT_TRUE(cff::train::near_chance(0.12, 10));
   EXPECT_FALSE(cff::train::near_chance(0.2, 10));
@@ -289,7 +320,8 @@ TEST_F(Trainer, DefaultsThatHelpPrintsAreTheOnesThatTrain) {
   const std::map<std::string, std::string> option_key = {
       {"beta", "beta"},         {"gamma", "gamma"},   {"p-uncond", "p_uncond"}, {"force-fraction", "force_fraction"},
       {"lr", "lr"},             {"weight-decay", "weight_decay"}, {"warmup", "warmup"}, {"ema", "ema"},
-      {"batch", "batch"},       {"augment", "augment"}, {"objective", "objective"}};
+      {"batch", "batch"},       {"augment", "augment"}, {"objective", "objective"},
+      {"warmup-accuracy", "warmup_accuracy"}, {"force-warmup", "force_warmup"}, {"min-steps", "min_steps"}};
   for (const auto &[flag, key] : option_key) {
     ASSERT_TRUE(shown.count(flag)) << "--help shows no default for --" << flag;
     const auto &value = options.at(key);

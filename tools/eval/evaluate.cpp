@@ -159,11 +159,10 @@ struct Context {
 };
 
 std::vector<OodSet> load_ood_sets(Context &c) {
-  static const std::set<std::string> builtin = {"uniform", "gaussian", "inverted", "vflip"};
   std::vector<OodSet> sets;
   for (const auto &name : c.options.ood_sets) {
     OodSet set{name, "builtin", {}};
-    if (builtin.count(name)) {
+    if (cff::data::is_builtin_ood_set(name)) {
       set.images = cff::data::make_ood_set(name, c.x_test, c.options.ood_limit, c.options.seed);
     } else if (looks_like_video(name)) {
       set.kind = "video";
@@ -264,7 +263,7 @@ json ood_part(Context &c, const std::vector<OodSet> &sets, const Outputs &test) 
     const auto out = scores_of(outputs.logits, outputs.features, mahalanobis);
     std::string stem = file_stem(set.name);
     if (!stems.insert(stem).second) stem += "-" + std::to_string(i);
-    const std::string display = set.kind == "builtin" ? set.name : fs::path(set.name).filename().string();
+    const std::string display = cff::data::ood_set_label(set.name);
     std::optional<plot::Marker> marker;
     if (calibration.calibrated) marker = plot::Marker{calibration.threshold, "threshold " + format("%.3g", calibration.threshold)};
     const auto histogram = c.save(

@@ -16,6 +16,7 @@
 #include "cff/device.h"
 #include "cli.h"
 #include "evaluate.h"
+#include "evaluation.h"
 #include "report.h"
 
 namespace {
@@ -49,7 +50,8 @@ int main(int argc, char **argv) {
        [&](auto v) { o.data = v; }},
       {"limit", "N", "test images used (0 = all) [0]", [&](auto v) { o.limit = to_int("limit", v, 0); }},
       {"out", "DIR", "report folder, created: report.md, summary.json, PNGs [eval-report]", [&](auto v) { o.out_dir = v; }},
-      {"ood", "LIST", "OOD sets, comma-separated: uniform, gaussian, inverted, vflip, dataset folders, video files [uniform,gaussian,inverted,vflip]",
+      {"ood", "LIST", "OOD sets, comma-separated: built-ins (" + cff::cli::join(cff::data::builtin_ood_sets()) +
+                              "), dataset folders, video files [" + cff::cli::join(o.ood_sets, ",") + "]",
        [&](auto v) { o.ood_sets = split("ood", v); }},
       {"ood-limit", "N", "images per built-in or dataset OOD set (built-ins derive from the test images, so at most --limit) [2000]", [&](auto v) { o.ood_limit = to_int("ood-limit", v, 1); }},
       {"video-frames", "N", "frames sampled evenly from each video OOD set [500]", [&](auto v) { o.video_frames = to_int("video-frames", v, 1); }},
