@@ -14,4 +14,4 @@ static gboolean plugin_init(GstPlugin *plugin) {
 
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, cff,
                   "Central Force Field vision: classification with out-of-distribution flags, generation, denoising", plugin_init,
-                  CFF_VERSION, "MIT", "cff", "https://github.com/cff")
+                  CFF_VERSION, "MIT/X11", "cff", "https://github.com/cff")

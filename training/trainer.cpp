@@ -81,7 +81,7 @@ struct State {
   std::unique_ptr<torch::optim::AdamW> optimizer;
   int64_t epoch = 0;          // epochs completed
   int64_t noised_from = -1;   // the step at which the noised terms joined (-1: not yet)
-  double running_accuracy = 0; // exponential average of the batches' training accuracy (decay 0.9, no bias correction)
+  double running_accuracy = 0; // exponential average of the batches' training accuracy (decay 0.9; read bias-corrected)
 };
 
 void save_checkpoint(const std::string &path, State &s, const nlohmann::json &options_json) {
@@ -462,8 +462,9 @@ nlohmann::json train(const TrainOptions &opt_in) {
       m["sample_grid"] = grid_path;
     }
     append_line(metrics_path, m);
-    std::printf("epoch %ld/%ld done in %s: loss %.4f, train acc %.4f", static_cast<long>(s.epoch),
-                static_cast<long>(opt.epochs), format_duration(epoch_seconds).c_str(), sum_total / seen, correct / seen);
+    std::printf("epoch %ld/%ld done in %s: loss %.4f, train acc %.4f (chance %.3f)", static_cast<long>(s.epoch),
+                static_cast<long>(opt.epochs), format_duration(epoch_seconds).c_str(), sum_total / seen, correct / seen,
+                1.0 / static_cast<double>(opt.network.num_classes));
     if (m.contains("test_accuracy")) std::printf(", test acc %.4f", m["test_accuracy"].get<double>());
     if (m.contains("ood")) {
       for (const auto &item : m["ood"].items()) std::printf(", AUROC %s %.3f", item.key().c_str(), item.value()["energy_auroc"].get<double>());

@@ -4,6 +4,7 @@
 #include "cff/denoise.h"
 #include "cff/device.h"
 #include "cff/energy.h"
+#include "cff/engine.h"
 #include "cff/loss.h"
 #include "cff/model_file.h"
 #include "cff/network.h"
