@@ -239,6 +239,8 @@ class EvalTool : public ::testing::Test {
     o.ema = 0;  // with ~90 steps an EMA of the weights would still be mostly the initial network
     o.batch = 32;
     o.lr = 5e-3;
+    o.warmup_accuracy = 0;  // ~110 steps: the force term needs all of them (CE first is for full-length runs)
+    o.force_warmup = 0;
     o.augment = "none";
     o.holdout = 200;
     o.threads = 1;
