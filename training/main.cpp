@@ -32,9 +32,9 @@ std::string shown(const std::string &v) { return "[" + v + "]"; }
 std::string shown(const std::vector<std::string> &v) { return shown(cff::cli::join(v, ",")); }
 
 std::string shown(const std::vector<int64_t> &v) {
-  std::string joined;
-  for (auto item : v) joined += (joined.empty() ? "" : ",") + std::to_string(item);
-  return shown(joined);
+  std::vector<std::string> items;
+  for (auto item : v) items.push_back(std::to_string(item));
+  return shown(items);
 }
 
 int print_info(const std::string &path) {

@@ -202,13 +202,15 @@ Plan plan_training(const TrainOptions &o, int64_t images) {
   return p;
 }
 
+double chance_accuracy(int64_t num_classes) { return 1.0 / static_cast<double>(std::max<int64_t>(num_classes, 1)); }
+
 double noised_terms_accuracy(double warmup_accuracy, int64_t num_classes) {
-  const double chance = 1.0 / static_cast<double>(std::max<int64_t>(num_classes, 1));
+  const double chance = chance_accuracy(num_classes);
   return chance + warmup_accuracy * (1.0 - chance);
 }
 
 bool near_chance(double accuracy, int64_t num_classes) {
-  const double chance = 1.0 / static_cast<double>(std::max<int64_t>(num_classes, 1));
+  const double chance = chance_accuracy(num_classes);
   return accuracy < chance + std::max(0.05, 0.25 * chance);
 }
 
@@ -464,7 +466,7 @@ nlohmann::json train(const TrainOptions &opt_in) {
     append_line(metrics_path, m);
     std::printf("epoch %ld/%ld done in %s: loss %.4f, train acc %.4f (chance %.3f)", static_cast<long>(s.epoch),
                 static_cast<long>(opt.epochs), format_duration(epoch_seconds).c_str(), sum_total / seen, correct / seen,
-                1.0 / static_cast<double>(opt.network.num_classes));
+                chance_accuracy(opt.network.num_classes));
     if (m.contains("test_accuracy")) std::printf(", test acc %.4f", m["test_accuracy"].get<double>());
     if (m.contains("ood")) {
       for (const auto &item : m["ood"].items()) std::printf(", AUROC %s %.3f", item.key().c_str(), item.value()["energy_auroc"].get<double>());

@@ -80,6 +80,8 @@ struct Plan {
 };
 Plan plan_training(const TrainOptions &options, int64_t images);
 
+// 1/K: the accuracy of guessing.
+double chance_accuracy(int64_t num_classes);
 // Training accuracy this close to chance (below 1/K + max(0.05, 0.25/K)) after `chance_check_steps` steps
 // prints a warning and records it in the metrics.
 constexpr int64_t chance_check_steps = 200;
