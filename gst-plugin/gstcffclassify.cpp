@@ -43,7 +43,33 @@ enum {
   PROP_OVERLAY,
   PROP_MESSAGE,
   PROP_ROI,
+  PROP_SCORE,
 };
+
+// The OOD score the element flags by: one of libcff's (cff/ood.h), or the one the model recommends.
+enum ScoreMode { SCORE_AUTO, SCORE_ENERGY, SCORE_MSP, SCORE_MAHALANOBIS, SCORE_MOMENTS, SCORE_COMPLEXITY };
+
+GType score_mode_get_type() {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {SCORE_AUTO, "The score the model file recommends (chosen by cff-train on its OOD sets)", "auto"},
+      {SCORE_ENERGY, "Free energy U(x) = -logsumexp f(x)", "energy"},
+      {SCORE_MSP, "1 - the largest class probability", "msp"},
+      {SCORE_MAHALANOBIS, "Mahalanobis distance of the penultimate features to the nearest class", "mahalanobis"},
+      {SCORE_MOMENTS, "Mahalanobis distance of the last stage's feature mean and spread to the nearest class",
+       "mahalanobis-moments"},
+      {SCORE_COMPLEXITY, "Free energy corrected for the frame's complexity (bits per pixel)", "complexity-energy"},
+      {0, nullptr, nullptr},
+  };
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstCffClassifyScore", values));
+  return type;
+}
+
+// The libcff name of a score mode ("auto" for SCORE_AUTO).
+std::string score_mode_name(int mode) {
+  GEnumValue *v = g_enum_get_value(static_cast<GEnumClass *>(g_type_class_peek(score_mode_get_type())), mode);
+  return v ? v->value_nick : "auto";
+}
 
 GType message_mode_get_type() {
   static GType type = 0;
@@ -80,10 +106,12 @@ struct Private {
   std::atomic<bool> overlay{false};
   std::atomic<int> message{MESSAGE_NONE};
   std::atomic<int> roi{ROI_FRAME};
+  int score = SCORE_AUTO;  // read in start(), under the object lock
 
   // Streaming state, touched between start() and stop() by the streaming thread only.
   std::shared_ptr<cff::Engine> engine;
   cff::gst::InputLayout layout;
+  int score_index = 0;       // the active score in ModelInfo::ood_scores
   guint64 frame_count = 0;
   std::vector<cff::Classification> last_results;
   std::vector<float> input;
@@ -106,11 +134,15 @@ GST_ELEMENT_REGISTER_DEFINE(cffclassify, "cffclassify", GST_RANK_NONE, GST_TYPE_
 
 namespace {
 
+const cff::ModelInfo::OodScore &active_score(const Private &p) {
+  return p.engine->info().ood_scores.at(static_cast<size_t>(p.score_index));
+}
+
 double effective_threshold(const Private &p) {
   const double set = p.ood_threshold.load();
   if (!std::isnan(set)) return set;
-  const auto &info = p.engine->info();
-  return info.ood_calibrated ? info.ood_threshold : std::numeric_limits<double>::infinity();
+  const auto &score = active_score(p);
+  return score.calibrated ? score.threshold : std::numeric_limits<double>::infinity();
 }
 
 template <typename T, typename SetFunc>
@@ -126,13 +158,13 @@ void take_array(GstStructure *s, const char *field, GType type, const std::vecto
   gst_structure_take_value(s, field, &array);
 }
 
-GstStructure *result_structure(const char *name, const cff::Engine &engine, const cff::Classification &r,
-                               double threshold) {
-  const auto &labels = engine.info().labels;
+GstStructure *result_structure(const char *name, const Private &p, const cff::Classification &r, double threshold) {
+  const auto &labels = p.engine->info().labels;
   GstStructure *s = gst_structure_new(name, "label", G_TYPE_STRING, r.label.c_str(), "class-id", G_TYPE_INT,
                                       r.class_id, "confidence", G_TYPE_DOUBLE, r.confidence, "energy", G_TYPE_DOUBLE,
-                                      r.energy, "ood", G_TYPE_BOOLEAN,
-                                      static_cast<gboolean>(cff::is_out_of_distribution(r, threshold)),
+                                      r.energy, "score", G_TYPE_DOUBLE, r.scores.at(static_cast<size_t>(p.score_index)),
+                                      "score-name", G_TYPE_STRING, active_score(p).name.c_str(), "ood", G_TYPE_BOOLEAN,
+                                      static_cast<gboolean>(cff::is_out_of_distribution(r, p.score_index, threshold)),
                                       "ood-threshold", G_TYPE_DOUBLE, threshold, "non-finite", G_TYPE_BOOLEAN,
                                       static_cast<gboolean>(r.non_finite), nullptr);
   std::vector<std::string> top_labels;
@@ -162,11 +194,12 @@ gboolean start(GstBaseTransform *trans) {
   auto &p = *self->priv;
   try {
     std::string path, device;
-    int threads = 0;
+    int threads = 0, score = SCORE_AUTO;
     GST_OBJECT_LOCK(self);
     path = p.model_path;
     device = p.device;
     threads = p.threads;
+    score = p.score;
     GST_OBJECT_UNLOCK(self);
 
     if (path.empty()) {
@@ -194,12 +227,25 @@ gboolean start(GstBaseTransform *trans) {
       p.engine.reset();
       return FALSE;
     }
+    const std::string score_name = score == SCORE_AUTO ? info.ood_recommended : score_mode_name(score);
+    p.score_index = info.ood_score_index(score_name);
+    if (p.score_index < 0) {
+      std::string have;
+      for (const auto &s : info.ood_scores) have += (have.empty() ? "" : ", ") + s.name;
+      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                        ("Model file '%s' has no OOD score '%s' (it has %s)", path.c_str(), score_name.c_str(),
+                         have.c_str()),
+                        ("refit the model's scores with cff-train --fit-ood, or choose another 'score'"));
+      p.engine.reset();
+      return FALSE;
+    }
     p.layout = cff::gst::InputLayout{info.channels, info.height, info.width, info.mean, info.std};
     p.frame_count = 0;
     p.last_results.clear();
-    GST_INFO_OBJECT(self, "model %s: %dx%dx%d, %d classes, on %s, OOD threshold %s%g", path.c_str(), info.channels,
-                    info.height, info.width, info.num_classes, info.device.c_str(),
-                    info.ood_calibrated ? "" : "(uncalibrated) ", info.ood_threshold);
+    const auto &active = active_score(p);
+    GST_INFO_OBJECT(self, "model %s: %dx%dx%d, %d classes, on %s, OOD score %s, threshold %s%g", path.c_str(),
+                    info.channels, info.height, info.width, info.num_classes, info.device.c_str(), active.name.c_str(),
+                    active.calibrated ? "" : "(uncalibrated) ", active.threshold);
     return TRUE;
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("%s", e.what()), (nullptr));
@@ -222,9 +268,9 @@ gboolean stop(GstBaseTransform *trans) {
   }
 }
 
-void post_message(GstCffClassify *self, GstBuffer *buffer, const Target &target, const cff::Engine &engine,
+void post_message(GstCffClassify *self, GstBuffer *buffer, const Target &target, const Private &p,
                   const cff::Classification &r, double threshold) {
-  GstStructure *s = result_structure(kMessageName, engine, r, threshold);
+  GstStructure *s = result_structure(kMessageName, p, r, threshold);
   auto *trans = GST_BASE_TRANSFORM(self);
   const GstClockTime pts = GST_BUFFER_PTS(buffer);
   GstClockTime running_time = GST_CLOCK_TIME_NONE, stream_time = GST_CLOCK_TIME_NONE;
@@ -289,7 +335,7 @@ GstFlowReturn transform_frame_ip(GstVideoFilter *filter, GstVideoFrame *frame) {
     for (size_t i = 0; i < targets.size(); ++i) {
       const auto &target = targets[i];
       const auto &result = p.last_results[i];
-      const bool ood = cff::is_out_of_distribution(result, threshold);
+      const bool ood = cff::is_out_of_distribution(result, p.score_index, threshold);
       GstVideoRegionOfInterestMeta *meta = target.meta;
       if (!meta) {
         // Our whole-frame meta gets an id that no ROI meta already on the buffer has (cffgenerate's, say),
@@ -303,14 +349,17 @@ GstFlowReturn transform_frame_ip(GstVideoFilter *filter, GstVideoFrame *frame) {
                                                             static_cast<guint>(height));
         meta->id = id;
       }
-      gst_video_region_of_interest_meta_add_param(meta, result_structure(kParamName, *p.engine, result, threshold));
+      gst_video_region_of_interest_meta_add_param(meta, result_structure(kParamName, p, result, threshold));
       if (message_mode == MESSAGE_ALL || (message_mode == MESSAGE_OOD && ood)) {
-        post_message(self, buffer, target, *p.engine, result, threshold);
+        post_message(self, buffer, target, p, result, threshold);
       }
       if (overlay) {
-        // The bar is half full at the threshold and grows with the energy above it.
+        // The bar is half full at the threshold and grows with the score above it, in steps of a tenth
+        // of the threshold's size (at least 1: the energy's scale).
         const double reference = std::isfinite(threshold) ? threshold : 0.0;
-        const double fraction = result.non_finite ? 1.0 : 1.0 / (1.0 + std::exp(-(result.energy - reference)));
+        const double scale = std::max(1.0, 0.1 * std::fabs(reference));
+        const double score = result.scores.at(static_cast<size_t>(p.score_index));
+        const double fraction = result.non_finite ? 1.0 : 1.0 / (1.0 + std::exp(-(score - reference) / scale));
         cff::gst::draw_overlay(*frame, target.region, cff::gst::OverlayMarks{overlay_text(result, ood), fraction, ood});
       }
     }
@@ -351,6 +400,11 @@ void set_property(GObject *object, guint prop_id, const GValue *value, GParamSpe
       case PROP_OVERLAY: p.overlay = g_value_get_boolean(value); break;
       case PROP_MESSAGE: p.message = g_value_get_enum(value); break;
       case PROP_ROI: p.roi = g_value_get_enum(value); break;
+      case PROP_SCORE:
+        GST_OBJECT_LOCK(self);
+        p.score = g_value_get_enum(value);
+        GST_OBJECT_UNLOCK(self);
+        break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
     }
   } catch (const std::exception &e) {
@@ -383,6 +437,11 @@ void get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *psp
     case PROP_OVERLAY: g_value_set_boolean(value, p.overlay.load()); break;
     case PROP_MESSAGE: g_value_set_enum(value, p.message.load()); break;
     case PROP_ROI: g_value_set_enum(value, p.roi.load()); break;
+    case PROP_SCORE:
+      GST_OBJECT_LOCK(self);
+      g_value_set_enum(value, p.score);
+      GST_OBJECT_UNLOCK(self);
+      break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
 }
@@ -419,8 +478,8 @@ static void gst_cff_classify_class_init(GstCffClassifyClass *klass) {
   // its default set to NaN afterwards: gst-inspect then shows the real default.
   GParamSpec *threshold = g_param_spec_double(
       "ood-threshold", "OOD threshold",
-      "Free energy above which a result is flagged out of distribution; NaN (the default) uses the threshold "
-      "calibrated in the model file (no result is flagged if the file has none)",
+      "Value of the active OOD score (see 'score') above which a result is flagged out of distribution; NaN (the "
+      "default) uses that score's threshold calibrated in the model file (no result is flagged if the file has none)",
       -G_MAXDOUBLE, G_MAXDOUBLE, 0.0, lax);
   G_PARAM_SPEC_DOUBLE(threshold)->default_value = std::numeric_limits<double>::quiet_NaN();
   g_object_class_install_property(gobject_class, PROP_OOD_THRESHOLD, threshold);
@@ -449,13 +508,20 @@ static void gst_cff_classify_class_init(GstCffClassifyClass *klass) {
       g_param_spec_enum("roi", "Regions", "What to classify: the whole frame, or each GstVideoRegionOfInterestMeta "
                                           "attached upstream",
                         roi_mode_get_type(), ROI_FRAME, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_SCORE,
+      g_param_spec_enum("score", "OOD score",
+                        "Which out-of-distribution score to flag by and to report as 'score'; auto takes the model "
+                        "file's recommendation (files written before the fitted scores have energy only)",
+                        score_mode_get_type(), SCORE_AUTO, ready));
+  gst_type_mark_as_plugin_api(score_mode_get_type(), static_cast<GstPluginAPIFlags>(0));
   gst_type_mark_as_plugin_api(message_mode_get_type(), static_cast<GstPluginAPIFlags>(0));
   gst_type_mark_as_plugin_api(roi_mode_get_type(), static_cast<GstPluginAPIFlags>(0));
 
   gst_element_class_set_static_metadata(
       element_class, "CFF classifier", "Filter/Analyzer/Video",
       "Classifies frames or upstream regions of interest with a Central Force Field model, attaches the label, "
-      "probabilities and free energy as a GstVideoRegionOfInterestMeta and flags out-of-distribution content",
+      "probabilities, free energy and OOD score as a GstVideoRegionOfInterestMeta and flags out-of-distribution content",
       "cff developers");
 
   const std::string caps_string =

@@ -63,9 +63,10 @@ int main(int argc, char **argv) {
     std::printf("\n1. classify: accuracy on 2000 Fashion-MNIST test images: %.2f%%\n", 100 * cff::data::accuracy(logits, y));
 
     // 2. Out-of-distribution by energy.
-    const double threshold = meta.ood.threshold;
+    const auto calibrated = meta.ood.threshold("energy");
+    const double threshold = calibrated.value_or(std::numeric_limits<double>::infinity());
     std::printf("\n2. out-of-distribution (energy U = -logsumexp f(x); flagged when U > %.3f%s)\n", threshold,
-                meta.ood.calibrated ? ", calibrated by the trainer" : ", NOT calibrated");
+                calibrated ? ", calibrated by the trainer" : ", NOT calibrated");
     auto in_u = cff::free_energy(logits);
     std::printf("   %-22s mean U %7.3f   flagged %5.1f%%\n", "fashion-mnist test", in_u.mean().item<double>(),
                 100 * in_u.gt(threshold).to(torch::kDouble).mean().item<double>());

@@ -23,6 +23,21 @@ torch::Tensor batched_logits(const LogitsFunction &f, const torch::Tensor &x, co
   return torch::cat(parts);
 }
 
+OodInputs batched_ood_inputs(const Model &model, const torch::Tensor &x, int64_t batch) {
+  std::vector<OodInputs> parts;
+  for (int64_t i = 0; i < x.size(0); i += batch) parts.push_back(model.ood_inputs(x.slice(0, i, std::min(i + batch, x.size(0)))));
+  auto join = [&parts](torch::Tensor OodInputs::*field) {
+    std::vector<torch::Tensor> pieces;
+    for (const auto &p : parts) {
+      if (!(p.*field).defined()) return torch::Tensor();
+      pieces.push_back(p.*field);
+    }
+    return pieces.empty() ? torch::Tensor() : torch::cat(pieces);
+  };
+  return {join(&OodInputs::logits), join(&OodInputs::penultimate), join(&OodInputs::moments),
+          join(&OodInputs::complexity)};
+}
+
 double accuracy(const torch::Tensor &logits, const torch::Tensor &labels) {
   return logits.argmax(1).eq(labels.to(logits.device())).to(torch::kDouble).mean().item<double>();
 }

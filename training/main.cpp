@@ -40,6 +40,17 @@ std::string shown(const std::vector<int64_t> &v) {
 int print_info(const std::string &path) {
   const auto meta = cff::read_model_metadata(path);
   std::printf("%s\n", meta.to_json().dump(2).c_str());
+  const auto listed = meta.ood.listed();
+  std::string scores;
+  for (const auto &name : listed) {
+    const auto t = meta.ood.threshold(name);
+    scores += (scores.empty() ? "" : ", ") + name + (t ? " > " + std::to_string(*t) : " (no threshold)");
+  }
+  std::printf("OOD scores: %s; recommended: %s\n", scores.c_str(), meta.ood.recommended().c_str());
+  if (meta.ood.fit_images() == 0) {
+    std::printf("note: this file was written before the fitted OOD scores: it flags by the free energy only. "
+                "cff-train --fit-ood %s --data DATA adds them\n", path.c_str());
+  }
   return 0;
 }
 
@@ -49,7 +60,7 @@ int main(int argc, char **argv) {
   cff::train::TrainOptions o;
   const cff::train::TrainOptions d;  // the defaults, as the help prints them
   bool help = false;
-  std::string info;
+  std::string info, fit_ood;
   std::vector<Option> options = {
       {"data", "SPEC", "training data: fashion-mnist, or a folder of IDX files, CIFAR-10 batches or class sub-folders " + shown(d.data),
        [&](auto v) { o.data = v; }},
@@ -111,6 +122,10 @@ int main(int argc, char **argv) {
       {"resume", "", "continue the run in --out from its last checkpoint", [&](auto) { o.resume = true; }},
       {"stop-after", "N", "stop after N epochs in total without exporting (time-boxed sessions) [0 = never]",
        [&](auto v) { o.stop_after = to_int("stop-after", v); }},
+      {"ood-fit-images", "N", "training images the feature-space OOD scores are fitted on " + shown(static_cast<double>(d.ood_fit_images)),
+       [&](auto v) { o.ood_fit_images = to_int("ood-fit-images", v); }},
+      {"fit-ood", "MODEL", "fit MODEL's OOD scores on --data (hold-out as --holdout/--seed), choose the recommended one on --ood, "
+                           "write --export or MODEL, and exit", [&](auto v) { fit_ood = v; }},
       {"info", "MODEL", "print a model file's metadata and exit", [&](auto v) { info = v; }},
       {"help", "", "show this help", [&](auto) { help = true; }},
   };
@@ -125,6 +140,10 @@ int main(int argc, char **argv) {
       return 0;
     }
     if (!info.empty()) return print_info(info);
+    if (!fit_ood.empty()) {
+      cff::train::refit_ood(o, fit_ood);
+      return 0;
+    }
     cff::train::train(o);
     return 0;
   } catch (const std::exception &e) {

@@ -214,6 +214,47 @@ bool near_chance(double accuracy, int64_t num_classes) {
   return accuracy < chance + std::max(0.05, 0.25 * chance);
 }
 
+namespace {
+
+// The training set, shuffled with the seed, and its hold-out (the same split for a given --seed and
+// --holdout, so --fit-ood calibrates on the images training held out). Sets opt.network's input size
+// and class count from the data.
+struct Split {
+  cff::data::Dataset train_set;
+  Plan plan;
+  torch::Tensor calib_x, train_x, train_y;
+};
+
+Split split_training_data(TrainOptions &opt) {
+  Split split;
+  split.train_set = cff::data::load_dataset(opt.data, "train", opt.network.channels, opt.network.height, opt.network.width);
+  const auto &train_set = split.train_set;
+  opt.network.channels = train_set.images.size(1);
+  opt.network.height = train_set.images.size(2);
+  opt.network.width = train_set.images.size(3);
+  opt.network.num_classes = static_cast<int64_t>(train_set.classes.size());
+  opt.network.validate();
+  auto all_x = train_set.normalized();
+  auto all_y = train_set.labels;
+  {
+    auto perm = torch::randperm(all_x.size(0), epoch_generator(opt.seed, -1, 0));
+    all_x = all_x.index_select(0, perm);
+    all_y = all_y.index_select(0, perm);
+  }
+  split.plan = plan_training(opt, all_x.size(0));
+  const int64_t holdout = split.plan.holdout;
+  split.calib_x = all_x.slice(0, 0, holdout);
+  split.train_x = all_x.slice(0, holdout);
+  split.train_y = all_y.slice(0, holdout);
+  if (opt.limit > 0 && opt.limit < split.train_x.size(0)) {
+    split.train_x = split.train_x.slice(0, 0, opt.limit);
+    split.train_y = split.train_y.slice(0, 0, opt.limit);
+  }
+  return split;
+}
+
+}  // namespace
+
 std::string checkpoint_path(const std::string &run_dir) { return (fs::path(run_dir) / "checkpoint.pt").string(); }
 
 nlohmann::json train(const TrainOptions &opt_in) {
@@ -241,32 +282,17 @@ nlohmann::json train(const TrainOptions &opt_in) {
   if (opt.export_path.empty()) opt.export_path = (fs::path(opt.run_dir) / "model.cff").string();
   const std::string metrics_path = (fs::path(opt.run_dir) / "metrics.jsonl").string();
 
-  // Data: a held-out slice of the training set calibrates the OOD threshold; the test split measures.
-  auto train_set = cff::data::load_dataset(opt.data, "train", opt.network.channels, opt.network.height, opt.network.width);
+  // Data: a held-out slice of the training set calibrates the OOD thresholds; the test split measures.
+  auto split = split_training_data(opt);
+  auto &train_set = split.train_set;
   auto test_set = cff::data::load_dataset(opt.test_data.empty() ? opt.data : opt.test_data, "test",
                                           opt.network.channels, opt.network.height, opt.network.width);
-  opt.network.channels = train_set.images.size(1);
-  opt.network.height = train_set.images.size(2);
-  opt.network.width = train_set.images.size(3);
-  opt.network.num_classes = static_cast<int64_t>(train_set.classes.size());
-  opt.network.validate();
-  auto all_x = train_set.normalized();
-  auto all_y = train_set.labels;
-  {
-    auto perm = torch::randperm(all_x.size(0), epoch_generator(opt.seed, -1, 0));
-    all_x = all_x.index_select(0, perm);
-    all_y = all_y.index_select(0, perm);
-  }
-  const Plan plan = plan_training(opt, all_x.size(0));
+  const Plan plan = split.plan;
   const int64_t holdout = plan.holdout;
   opt.epochs = plan.epochs;
-  auto calib_x = all_x.slice(0, 0, holdout);
-  auto train_x = all_x.slice(0, holdout);
-  auto train_y = all_y.slice(0, holdout);
-  if (opt.limit > 0 && opt.limit < train_x.size(0)) {
-    train_x = train_x.slice(0, 0, opt.limit);
-    train_y = train_y.slice(0, 0, opt.limit);
-  }
+  auto calib_x = split.calib_x;
+  auto train_x = split.train_x;
+  auto train_y = split.train_y;
   auto test_x = test_set.normalized();
   auto test_y = test_set.labels;
   if (opt.eval_limit > 0 && opt.eval_limit < test_x.size(0)) {
@@ -493,12 +519,13 @@ nlohmann::json train(const TrainOptions &opt_in) {
   meta.normalization.mean.assign(opt.network.channels, 0.5);
   meta.normalization.std.assign(opt.network.channels, 0.5);
   meta.schedule = schedule;
-  if (holdout > 0) {
-    auto calib_logits = cff::data::batched_logits(f_ema, calib_x, device);
-    meta.ood.threshold = cff::calibrate_threshold(cff::to_vector(cff::free_energy(calib_logits)), 0.95);
-    meta.ood.calibrated = true;
-    meta.ood.keep_rate = 0.95;
-  }
+  cff::Model exported;
+  exported.metadata = meta;
+  exported.network = s.ema;
+  exported.device = device;
+  const auto ood_selection = fit_ood_scores(exported, train_x, train_y, calib_x, opt.ood_sets, opt.ood_fit_images, opt.seed);
+  meta.ood = exported.metadata.ood;
+  last_metrics["ood_selection"] = ood_selection;
   meta.provenance = {{"tool", "cff-train"},
                      {"version", CFF_VERSION},
                      {"git_commit", CFF_GIT_COMMIT},
@@ -509,9 +536,77 @@ nlohmann::json train(const TrainOptions &opt_in) {
                      {"train_seconds_this_run", std::chrono::duration<double>(Clock::now() - run_start).count()}};
   meta.metrics = last_metrics;
   cff::save_model(opt.export_path, s.ema, meta);
-  std::printf("exported %s (test accuracy %.4f, OOD threshold U > %.4f)\n", opt.export_path.c_str(),
-              last_metrics.value("test_accuracy", 0.0), meta.ood.threshold);
+  const auto threshold = meta.ood.threshold(meta.ood.recommended());
+  std::printf("exported %s (test accuracy %.4f, OOD score %s, threshold %s)\n", opt.export_path.c_str(),
+              last_metrics.value("test_accuracy", 0.0), meta.ood.recommended().c_str(),
+              threshold ? std::to_string(*threshold).c_str() : "none (no hold-out)");
   return last_metrics;
+}
+
+nlohmann::json fit_ood_scores(Model &model, const torch::Tensor &train_x, const torch::Tensor &train_y,
+                              const torch::Tensor &calib_x, const std::vector<std::string> &ood_sets, int64_t fit_images,
+                              uint64_t seed) {
+  const int64_t n = std::min<int64_t>(std::max<int64_t>(fit_images, 2), train_x.size(0));
+  const auto train_in = cff::data::batched_ood_inputs(model, train_x.slice(0, 0, n));
+  const auto calib_in = calib_x.size(0) > 0 ? cff::data::batched_ood_inputs(model, calib_x) : OodInputs{};
+  const int64_t classes = model.num_classes();
+  const auto labels = train_y.slice(0, 0, n);
+  // A class with no image among the first n would leave its Gaussian undefined: fit on all then.
+  const bool all_classes = torch::bincount(labels, {}, classes).min().item<int64_t>() > 0;
+  auto &ood = model.metadata.ood;
+  ood = all_classes ? OodDetector::fit(train_in, labels, classes, calib_in, {})
+                    : OodDetector::fit(cff::data::batched_ood_inputs(model, train_x), train_y, classes, calib_in, {});
+  nlohmann::json table = nlohmann::json::object();
+  const auto names = ood.available();
+  std::string best = ood.has("mahalanobis-moments") ? "mahalanobis-moments" : "energy";
+  if (calib_x.size(0) > 0 && !ood_sets.empty()) {
+    std::map<std::string, std::vector<double>> in_scores;
+    for (const auto &name : names) in_scores[name] = to_vector(ood.score(name, calib_in));
+    std::map<std::string, double> worst;
+    for (const auto &set : ood_sets) {
+      const auto out_in = cff::data::batched_ood_inputs(model, cff::data::make_ood_set(set, calib_x, 2000, seed + 23));
+      for (const auto &name : names) {
+        const double a = auroc(in_scores[name], to_vector(ood.score(name, out_in)));
+        table[name][cff::data::ood_set_label(set)] = a;
+        worst[name] = worst.count(name) ? std::min(worst[name], a) : a;
+      }
+    }
+    best = names.front();
+    for (const auto &name : names) {
+      if (worst[name] > worst[best]) best = name;
+    }
+    for (const auto &name : names) table[name]["worst"] = worst[name];
+  }
+  ood.set_recommended(best);
+  table["recommended"] = best;
+  return table;
+}
+
+void refit_ood(const TrainOptions &opt_in, const std::string &model_path) {
+  TrainOptions opt = opt_in;
+  cff::set_threads(opt.threads);
+  const auto device = cff::parse_device(opt.device);
+  auto model = cff::load_model(model_path, device);
+  opt.network = model.metadata.network;
+  auto split = split_training_data(opt);
+  if (split.train_set.classes != model.metadata.labels) {
+    throw std::runtime_error(opt.data + ": its classes differ from the labels of " + model_path);
+  }
+  std::printf("cff-train: fitting the OOD scores of %s on %s (%ld training images, %ld held out)\n",
+              model_path.c_str(), split.train_set.description.c_str(), static_cast<long>(split.train_x.size(0)),
+              static_cast<long>(split.calib_x.size(0)));
+  const auto selection = fit_ood_scores(model, split.train_x, split.train_y, split.calib_x, opt.ood_sets,
+                                        opt.ood_fit_images, opt.seed);
+  model.metadata.metrics["ood_selection"] = selection;
+  model.metadata.provenance["ood_fit_command_line"] = opt.command_line;
+  const std::string out = opt.export_path.empty() ? model_path : opt.export_path;
+  cff::save_model(out, model.network, model.metadata);
+  for (const auto &name : model.metadata.ood.available()) {
+    const auto t = model.metadata.ood.threshold(name);
+    std::printf("  %-20s threshold %s%s\n", name.c_str(), t ? std::to_string(*t).c_str() : "none",
+                selection.contains(name) ? ("  worst AUROC " + std::to_string(selection[name].value("worst", 0.0))).c_str() : "");
+  }
+  std::printf("wrote %s (recommended OOD score %s)\n", out.c_str(), model.metadata.ood.recommended().c_str());
 }
 
 }  // namespace cff::train

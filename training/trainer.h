@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cff/model_file.h"
 #include "cff/loss.h"
 #include "cff/network.h"
 #include "cff/sampler_defaults.h"
@@ -61,7 +62,11 @@ struct TrainOptions {
   double holdout = 0.1;
   int64_t eval_every = 1;              // epochs between evaluations (0 = only at the end)
   int64_t eval_limit = 0;              // test images used per evaluation, a fixed random subset (0 = all)
-  std::vector<std::string> ood_sets = {"uniform", "inverted", "vflip"};
+  // OOD sets for the AUROC at each evaluation and for choosing the model's recommended OOD score at export
+  // (worst-case AUROC over them; the built-in ones are made from the held-out images). Their families are
+  // then not held out: report a score on other families.
+  std::vector<std::string> ood_sets = {"uniform", "inverted", "vflip", "constant", "low-contrast", "blur"};
+  int64_t ood_fit_images = 10000;      // training images the feature-space OOD scores are fitted on
   int64_t samples_every = 1;           // epochs between sample grids (0 = never)
   int64_t sample_steps = CentripetalDefaults::steps;
   bool resume = false;
@@ -92,6 +97,18 @@ bool near_chance(double accuracy, int64_t num_classes);
 // Trains as configured and returns the final metrics (also written to run_dir/metrics.jsonl).
 // Throws std::runtime_error (or cff::data::DatasetError) with a one-line reason on bad input.
 nlohmann::json train(const TrainOptions &options);
+
+// Fits the model's OOD scores (cff/ood.h) on up to `fit_images` of train_x/train_y, calibrates each on
+// calib_x (keeps 95%), and recommends the score whose worst AUROC over `ood_sets` (built-ins made from
+// calib_x, or folders) is highest; without calibration images or sets, mahalanobis-moments when fitted.
+// Sets model.metadata.ood and returns the selection table: {score: {set: AUROC}, "recommended": name}.
+nlohmann::json fit_ood_scores(Model &model, const torch::Tensor &train_x, const torch::Tensor &train_y,
+                              const torch::Tensor &calib_x, const std::vector<std::string> &ood_sets, int64_t fit_images,
+                              uint64_t seed);
+
+// cff-train --fit-ood MODEL: refits MODEL's OOD scores on --data (the same hold-out split as training with
+// the same --seed and --holdout) and writes the model to --export, or over MODEL (atomically).
+void refit_ood(const TrainOptions &options, const std::string &model_path);
 
 // The checksum-protected checkpoint file of a run directory.
 std::string checkpoint_path(const std::string &run_dir);

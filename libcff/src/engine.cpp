@@ -96,9 +96,12 @@ std::shared_ptr<Engine> Engine::acquire(const std::string &model_path, const std
   info.labels = meta.labels;
   info.mean = meta.normalization.mean;
   info.std = meta.normalization.std;
-  info.ood_score = meta.ood.score;
-  info.ood_threshold = meta.ood.threshold;
-  info.ood_calibrated = meta.ood.calibrated;
+  for (const auto &name : meta.ood.available()) {
+    const auto threshold = meta.ood.threshold(name);
+    info.ood_scores.push_back({name, threshold.value_or(0.0), threshold.has_value()});
+  }
+  info.ood_recommended = meta.ood.has(meta.ood.recommended()) ? meta.ood.recommended() : "energy";
+  info.ood_keep_rate = meta.ood.keep_rate();
 
   std::shared_ptr<Engine> engine(new Engine(std::move(impl)));
   engines[key] = engine;
@@ -123,15 +126,21 @@ std::vector<Classification> Engine::classify(const float *chw_batch, int n, int 
   if (!all_finite) x = torch::where(torch::isfinite(x), x, torch::zeros({}, x.options()));
 
   torch::Tensor logits;
+  std::vector<torch::Tensor> scores;
   {
     std::lock_guard<std::mutex> lock(impl_->forward_mutex);
     try {
-      logits = impl_->logits(x.to(impl_->model.device)).to(torch::kCPU, torch::kFloat64);
+      const auto inputs = impl_->model.ood_inputs(x);
+      logits = inputs.logits.to(torch::kFloat64);
+      for (const auto &score : info.ood_scores) {
+        scores.push_back(impl_->model.metadata.ood.score(score.name, inputs).contiguous());
+      }
     } catch (const c10::Error &e) {
       throw std::runtime_error(info.path + ": forward pass failed: " + e.what_without_backtrace());
     }
   }
   finite = finite.logical_and(torch::isfinite(logits).all(1));
+  for (const auto &score : scores) finite = finite.logical_and(torch::isfinite(score));
   auto energy = free_energy(logits).contiguous();
   auto probabilities = class_posterior(logits);
   auto [top_probabilities, top_ids] = probabilities.topk(k, 1);
@@ -148,9 +157,12 @@ std::vector<Classification> Engine::classify(const float *chw_batch, int n, int 
     if (!finite_a[i]) {
       r.non_finite = true;
       r.energy = std::numeric_limits<double>::infinity();
+      r.scores.assign(scores.size(), std::numeric_limits<double>::infinity());
       continue;
     }
     r.energy = energy_a[i];
+    r.scores.reserve(scores.size());
+    for (const auto &score : scores) r.scores.push_back(score.data_ptr<double>()[i]);
     r.class_id = static_cast<int>(id_a[i][0]);
     r.label = info.labels.at(static_cast<size_t>(r.class_id));
     r.confidence = prob_a[i][0];

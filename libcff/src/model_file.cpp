@@ -128,8 +128,11 @@ ParsedFile parse_file(const std::string &bytes, const std::string &source) {
   return parsed;
 }
 
-void load_tensors(Classifier &network, const std::string &block, const std::string &source) {
+// Reads the network's tensors into `network` and returns the OOD detector's ("ood/..." names).
+std::map<std::string, torch::Tensor> load_tensors(Classifier &network, const std::string &block,
+                                                  const std::string &source) {
   auto state = named_state(network);
+  std::map<std::string, torch::Tensor> ood;
   std::map<std::string, bool> seen;
   Reader r(block, 0, block.size(), source);
   torch::NoGradGuard no_grad;
@@ -148,6 +151,11 @@ void load_tensors(Classifier &network, const std::string &block, const std::stri
       if (count > (uint64_t{1} << 34)) throw ModelFileError(source + ": tensor '" + name + "' is too large");
     }
     const char *data = r.take(count * sizeof(float), "tensor data");
+    if (name.rfind("ood/", 0) == 0) {
+      if (ood.count(name)) throw ModelFileError(source + ": tensor '" + name + "' appears twice");
+      ood[name] = torch::from_blob(const_cast<char *>(data), dims, torch::kFloat32).clone();
+      continue;
+    }
     auto it = state.find(name);
     if (it == state.end()) {
       throw ModelFileError(source + ": tensor '" + name + "' does not belong to the architecture in the metadata");
@@ -167,6 +175,7 @@ void load_tensors(Classifier &network, const std::string &block, const std::stri
   for (const auto &item : state) {
     if (!seen[item.first]) throw ModelFileError(source + ": tensor '" + item.first + "' is missing");
   }
+  return ood;
 }
 
 }  // namespace
@@ -214,8 +223,7 @@ nlohmann::json ModelMetadata::to_json() const {
   j["labels"] = labels;
   j["normalization"] = {{"mean", normalization.mean}, {"std", normalization.std}};
   j["schedule"] = schedule.to_json();
-  j["ood"] = {{"score", ood.score}, {"threshold", ood.threshold}, {"keep_rate", ood.keep_rate},
-              {"calibrated", ood.calibrated}};
+  j["ood"] = ood.to_json();
   j["provenance"] = provenance;
   j["metrics"] = metrics;
   return j;
@@ -233,13 +241,7 @@ ModelMetadata ModelMetadata::from_json(const nlohmann::json &j, const std::strin
     m.normalization.mean = j.at("normalization").at("mean").get<std::vector<double>>();
     m.normalization.std = j.at("normalization").at("std").get<std::vector<double>>();
     m.schedule = CosineSchedule::from_json(j.at("schedule"));
-    if (j.contains("ood")) {
-      const auto &o = j.at("ood");
-      m.ood.score = o.value("score", std::string("free_energy"));
-      m.ood.threshold = o.value("threshold", 0.0);
-      m.ood.keep_rate = o.value("keep_rate", 0.95);
-      m.ood.calibrated = o.value("calibrated", false);
-    }
+    if (j.contains("ood")) m.ood = OodDetector::from_json(j.at("ood"));
     m.provenance = j.value("provenance", nlohmann::json::object());
     m.metrics = j.value("metrics", nlohmann::json::object());
   } catch (const nlohmann::json::exception &e) {
@@ -264,7 +266,11 @@ ModelMetadata ModelMetadata::from_json(const nlohmann::json &j, const std::strin
 std::string serialize_model(Classifier network, const ModelMetadata &metadata) {
   const std::string meta = metadata.to_json().dump(2);
   std::string tensors;
-  for (const auto &item : named_state(network)) {
+  auto state = named_state(network);
+  const auto ood = metadata.ood.tensors();
+  std::vector<std::pair<std::string, torch::Tensor>> items(state.begin(), state.end());
+  items.insert(items.end(), ood.begin(), ood.end());
+  for (const auto &item : items) {
     auto t = item.second.detach().to(torch::kCPU, torch::kFloat32).contiguous();
     put<uint32_t>(tensors, static_cast<uint32_t>(item.first.size()));
     tensors += item.first;
@@ -298,7 +304,12 @@ Model load_model_from_bytes(const std::string &bytes, const std::string &source,
   Model model;
   model.metadata = ModelMetadata::from_json(parsed.metadata, source);
   model.network = Classifier(model.metadata.network);
-  load_tensors(model.network, parsed.tensor_block, source);
+  const auto ood = load_tensors(model.network, parsed.tensor_block, source);
+  try {
+    model.metadata.ood.attach_tensors(ood);
+  } catch (const std::invalid_argument &e) {
+    throw ModelFileError(source + ": bad OOD scores (" + e.what() + ")");
+  }
   model.network->to(device);
   model.network->eval();
   freeze(*model.network);
@@ -325,6 +336,23 @@ LogitsFunction Model::logits_function() const {
     return [module](const torch::Tensor &x) { return module->forward({x}).toTensor(); };
   }
   throw std::logic_error("model has no network");
+}
+
+OodInputs Model::ood_inputs(const torch::Tensor &x) const {
+  torch::NoGradGuard no_grad;
+  OodInputs in;
+  const auto input = x.to(device);
+  if (network) {
+    auto net = network;
+    auto out = net->forward_with_features(input);
+    in.logits = out.logits.to(torch::kCPU);
+    in.penultimate = out.penultimate.to(torch::kCPU);
+    in.moments = out.moments.to(torch::kCPU);
+  } else {
+    in.logits = logits_function()(input).to(torch::kCPU);
+  }
+  in.complexity = image_complexity(x, metadata.normalization.mean, metadata.normalization.std);
+  return in;
 }
 
 Model import_torchscript(const std::string &path, const ModelMetadata &metadata, const c10::Device &device) {

@@ -136,6 +136,15 @@ torch::Tensor ClassifierImpl::features(const torch::Tensor &x) {
 
 torch::Tensor ClassifierImpl::forward(const torch::Tensor &x) { return head_(features(x)); }
 
+ClassifierImpl::Outputs ClassifierImpl::forward_with_features(const torch::Tensor &x) {
+  const auto h = blocks_->forward(convolve(stem_, x));
+  Outputs out;
+  out.moments = torch::cat({h.mean({2, 3}), h.std({2, 3}, /*unbiased=*/false)}, 1);
+  out.penultimate = apply_activation(config_.activation, head_norm_(h)).mean({2, 3});
+  out.logits = head_(out.penultimate);
+  return out;
+}
+
 int64_t ClassifierImpl::parameter_count() const {
   int64_t n = 0;
   for (const auto &p : parameters()) n += p.numel();

@@ -51,7 +51,7 @@ TestModel train() {
     fs::copy_file(reuse, model.path, fs::copy_options::overwrite_existing);
     const auto metadata = cff::read_model_metadata(model.path);
     model.labels = metadata.labels;
-    model.threshold = metadata.ood.threshold;
+    model.threshold = metadata.ood.threshold("energy").value();
   } else {
     auto train_images =
         cff::data::read_idx_images(folder + "/train-images-idx3-ubyte.gz").slice(0, 0, kTrainImages);
@@ -90,14 +90,18 @@ TestModel train() {
     metadata.normalization.mean = {0.5};
     metadata.normalization.std = {0.5};
     {
-      torch::InferenceMode guard;
-      auto energies = cff::free_energy(net->forward(normalise(test_images.slice(0, 0, kCalibrationImages))));
-      metadata.ood.threshold = cff::calibrate_threshold(cff::to_vector(energies), 0.95);
-      metadata.ood.calibrated = true;
+      // Every OOD score, fitted on the training images and calibrated on test images; energy stays the
+      // recommended one.
+      cff::Model fitted;
+      fitted.metadata = metadata;
+      fitted.network = net;
+      const auto train_in = fitted.ood_inputs(x_train);
+      const auto calib_in = fitted.ood_inputs(normalise(test_images.slice(0, 0, kCalibrationImages)));
+      metadata.ood = cff::OodDetector::fit(train_in, train_labels, 10, calib_in, {});
     }
     cff::save_model(model.path, net, metadata);
     model.labels = metadata.labels;
-    model.threshold = metadata.ood.threshold;
+    model.threshold = metadata.ood.threshold("energy").value();
     if (reuse && *reuse) fs::copy_file(model.path, reuse, fs::copy_options::overwrite_existing);
   }
 

@@ -32,8 +32,15 @@ TEST(Engine, InfoComesFromTheModelFile) {
   EXPECT_EQ(info.width, kSide);
   EXPECT_EQ(info.num_classes, 10);
   EXPECT_EQ(info.labels, m.labels);
-  EXPECT_TRUE(info.ood_calibrated);
-  EXPECT_DOUBLE_EQ(info.ood_threshold, m.threshold);
+  EXPECT_EQ(info.ood_recommended, "energy");
+  // The fixture fits every score libcff has (cff/ood.h), in its order.
+  const std::vector<std::string> names = {"energy", "msp", "mahalanobis", "mahalanobis-moments", "complexity-energy"};
+  ASSERT_EQ(info.ood_scores.size(), names.size());
+  for (size_t i = 0; i < info.ood_scores.size(); ++i) {
+    EXPECT_EQ(info.ood_scores[i].name, names[i]);
+    EXPECT_TRUE(info.ood_scores[i].calibrated) << info.ood_scores[i].name;
+  }
+  EXPECT_DOUBLE_EQ(info.ood_scores[0].threshold, m.threshold);
   ASSERT_EQ(info.mean.size(), 1u);
   EXPECT_DOUBLE_EQ(info.mean[0], 0.5);
   EXPECT_DOUBLE_EQ(info.std[0], 0.5);
@@ -117,7 +124,9 @@ TEST(Engine, NonFiniteInputIsOutOfDistributionNeverACrash_n) {
     EXPECT_TRUE(std::isinf(r.energy) && r.energy > 0) << i;
     EXPECT_EQ(r.class_id, -1);
     EXPECT_TRUE(r.top_k.empty());
-    EXPECT_TRUE(cff::is_out_of_distribution(r, std::numeric_limits<double>::infinity()));
+    for (int score = 0; score < static_cast<int>(engine->info().ood_scores.size()); ++score) {
+      EXPECT_TRUE(cff::is_out_of_distribution(r, score, std::numeric_limits<double>::infinity()));
+    }
   }
   // The finite images in the same batch are unaffected (GroupNorm is per image).
   for (int i : {0, 3}) {

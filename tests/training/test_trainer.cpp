@@ -114,7 +114,10 @@ TEST_F(Trainer, LossFallsAndExportReproducesItsAccuracy) {
   EXPECT_DOUBLE_EQ(acc, model.metadata.metrics["test_accuracy"].get<double>());
   EXPECT_DOUBLE_EQ(acc, final_metrics["test_accuracy"].get<double>());
   EXPECT_GT(acc, 0.3);  // 10 classes: chance is 0.1
-  EXPECT_TRUE(model.metadata.ood.calibrated);
+  // Every score fitted and calibrated, and one recommended from the run's OOD sets.
+  EXPECT_EQ(model.metadata.ood.available(), cff::ood_score_names());
+  for (const auto &name : cff::ood_score_names()) EXPECT_TRUE(model.metadata.ood.threshold(name).has_value()) << name;
+  EXPECT_EQ(model.metadata.metrics["ood_selection"]["recommended"], model.metadata.ood.recommended());
   EXPECT_EQ(model.metadata.labels.size(), 10u);
   EXPECT_EQ(model.metadata.labels[9], "Ankle boot");
   EXPECT_FALSE(model.metadata.provenance["dataset_checksum_crc32"].get<std::string>().empty());

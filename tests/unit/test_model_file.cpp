@@ -21,8 +21,7 @@ class ModelFile : public ::testing::Test {
     config_ = cff_test::tiny_config(1, 8, 8, 4);
     net_ = Classifier(config_);
     meta_ = cff_test::tiny_metadata(config_);
-    meta_.ood.threshold = -3.25;
-    meta_.ood.calibrated = true;
+    meta_.ood = cff::OodDetector::energy_only(-3.25);
     meta_.provenance["command"] = "unit test";
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -61,8 +60,7 @@ TEST_F(ModelFile, SaveLoadGivesIdenticalLogitsAndMetadata) {
   auto got = model.logits_function()(x);
   EXPECT_TRUE(torch::equal(expected, got));
   EXPECT_EQ(model.metadata.labels, meta_.labels);
-  EXPECT_DOUBLE_EQ(model.metadata.ood.threshold, -3.25);
-  EXPECT_TRUE(model.metadata.ood.calibrated);
+  EXPECT_DOUBLE_EQ(model.metadata.ood.threshold("energy").value(), -3.25);
   EXPECT_EQ(model.metadata.provenance["command"], "unit test");
   for (const auto &p : model.network->parameters()) EXPECT_FALSE(p.requires_grad());
   EXPECT_EQ(read_model_metadata(path("m.cff")).network.to_json(), config_.to_json());

@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <map>
 #include <set>
 
 #include <opencv2/photo.hpp>
@@ -98,15 +99,6 @@ Outputs batched_outputs(const Model &model, const torch::Tensor &x, const c10::D
     features.push_back(f.to(torch::kCPU));
   }
   return {torch::cat(logits), torch::cat(features)};
-}
-
-torch::Tensor batched_features(Classifier network, const torch::Tensor &x, const c10::Device &device, int64_t batch) {
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> parts;
-  for (int64_t i = 0; i < x.size(0); i += batch) {
-    parts.push_back(network->features(x.slice(0, i, std::min(i + batch, x.size(0))).to(device)).to(torch::kCPU));
-  }
-  return torch::cat(parts);
 }
 
 json score_metrics(const std::vector<double> &in, const std::vector<double> &out) {
@@ -216,13 +208,12 @@ json classification_part(Context &c, const torch::Tensor &logits) {
           {"confusion_png", figure}};
 }
 
-struct Scores {
-  std::vector<double> energy, msp, mahalanobis;
-};
+// Every score of `detector` for one set of images: name -> values.
+using Scores = std::map<std::string, std::vector<double>>;
 
-Scores scores_of(const torch::Tensor &logits, const torch::Tensor &features, const std::optional<MahalanobisScore> &m) {
-  Scores s{to_vector(free_energy(logits)), to_vector(max_softmax_score(logits)), {}};
-  if (m) s.mahalanobis = to_vector(m->score(features));
+Scores scores_of(const OodDetector &detector, const OodInputs &inputs) {
+  Scores s;
+  for (const auto &name : detector.available()) s[name] = to_vector(detector.score(name, inputs));
   return s;
 }
 
@@ -231,63 +222,84 @@ double fraction_above(const std::vector<double> &scores, double threshold) {
   return static_cast<double>(n) / static_cast<double>(std::max<size_t>(1, scores.size()));
 }
 
-json ood_part(Context &c, const std::vector<OodSet> &sets, const Outputs &test) {
+json ood_part(Context &c, const std::vector<OodSet> &sets) {
   const auto &o = c.options;
-  const auto &calibration = c.model.metadata.ood;
-  json result = {{"in_distribution", {{"images", c.x_test.size(0)}, {"description", c.data_description}}},
-                 {"threshold", calibration.calibrated ? json(calibration.threshold) : json(nullptr)},
-                 {"threshold_score", calibration.score},
-                 {"threshold_keep_rate", calibration.keep_rate}};
-  std::optional<MahalanobisScore> mahalanobis;
-  if (c.model.network) {
+  // The model file's fitted scores; a file written before them gets its feature-space scores fitted here
+  // on training images (no thresholds: those need the trainer's held-out images).
+  OodDetector detector = c.model.metadata.ood;
+  const bool fitted_here = detector.fit_images() == 0;
+  const auto test_in = cff::data::batched_ood_inputs(c.model, c.x_test, o.batch);
+  if (fitted_here) {
     auto train = cff::data::load_dataset(o.data, "train", c.model.channels(), c.model.height(), c.model.width());
     const int64_t n = std::min(o.fit_images, train.size());
-    c.progress("Mahalanobis: features of " + std::to_string(n) + " training images");
+    c.progress("OOD scores: fitting on " + std::to_string(n) + " training images (the model file has energy only)");
     auto subset = train;  // normalise only the images used, not the whole training split
     subset.images = train.images.slice(0, 0, n);
-    const auto train_features = batched_features(c.model.network, subset.normalized(), c.device, o.batch);
-    mahalanobis.emplace(train_features, train.labels.slice(0, 0, n), c.model.num_classes(), o.ridge);
-    result["mahalanobis"] = {{"fit_images", n}, {"ridge", o.ridge}, {"feature_dimension", mahalanobis->dimension()}};
-  } else {
-    result["mahalanobis"] = {{"skipped", "the model is a TorchScript import: no penultimate features"}};
+    OodDetector::FitOptions fit;
+    fit.ridge = o.ridge;
+    detector = OodDetector::fit(cff::data::batched_ood_inputs(c.model, subset.normalized(), o.batch),
+                                train.labels.slice(0, 0, n), c.model.num_classes(), {}, fit);
+    if (const auto energy = c.model.metadata.ood.threshold("energy")) detector.set_threshold("energy", *energy);
   }
-  const auto in = scores_of(test.logits, test.features, mahalanobis);
-  if (calibration.calibrated) result["in_distribution"]["flagged_at_threshold"] = fraction_above(in.energy, calibration.threshold);
+  const std::string active = detector.has(detector.recommended()) ? detector.recommended() : "energy";
+  const auto threshold = detector.threshold(active);
+  json result = {{"in_distribution", {{"images", c.x_test.size(0)}, {"description", c.data_description}}},
+                 {"scores", detector.available()},
+                 {"threshold", threshold ? json(*threshold) : json(nullptr)},
+                 {"threshold_score", active},
+                 {"threshold_keep_rate", detector.keep_rate()},
+                 {"fit", {{"images", detector.fit_images()}, {"ridge", o.ridge},
+                          {"by", fitted_here ? "cff-eval" : "the model file"}}}};
+  const auto in = scores_of(detector, test_in);
+  if (threshold) result["in_distribution"]["flagged_at_threshold"] = fraction_above(in.at(active), *threshold);
+  json flagged_in = json::object();
+  for (const auto &name : detector.available()) {
+    if (const auto t = detector.threshold(name)) flagged_in[name] = fraction_above(in.at(name), *t);
+  }
+  result["in_distribution"]["flagged_by_score"] = flagged_in;
   json rows = json::array();
   std::vector<plot::Series> roc;
   std::set<std::string> stems;
   for (size_t i = 0; i < sets.size(); ++i) {
     const auto &set = sets[i];
     c.progress("OOD " + set.name + ": scoring " + std::to_string(set.images.size(0)) + " images");
-    const auto outputs = batched_outputs(c.model, set.images, c.device, o.batch);
-    const auto out = scores_of(outputs.logits, outputs.features, mahalanobis);
+    const auto out = scores_of(detector, cff::data::batched_ood_inputs(c.model, set.images, o.batch));
     std::string stem = file_stem(set.name);
     if (!stems.insert(stem).second) stem += "-" + std::to_string(i);
     const std::string display = cff::data::ood_set_label(set.name);
     std::optional<plot::Marker> marker;
-    if (calibration.calibrated) marker = plot::Marker{calibration.threshold, "threshold " + format("%.3g", calibration.threshold)};
+    const auto energy_threshold = detector.threshold("energy");
+    if (energy_threshold) marker = plot::Marker{*energy_threshold, "threshold " + format("%.3g", *energy_threshold)};
     const auto histogram = c.save(
         "energy-" + stem + ".png",
         plot::histogram_chart("Energy U(x) = -LSE: " + display + " vs in-distribution", "U(x)",
-                              {{"in-distribution test", in.energy, plot::palette(0)}, {display, out.energy, plot::palette(1)}},
+                              {{"in-distribution test", in.at("energy"), plot::palette(0)}, {display, out.at("energy"), plot::palette(1)}},
                               50, marker));
     json row = {{"name", display},
                 {"source", set.name},
                 {"kind", set.kind},
                 {"images", set.images.size(0)},
-                {"energy", score_metrics(in.energy, out.energy)},
-                {"msp", score_metrics(in.msp, out.msp)},
-                {"mean_energy", std::accumulate(out.energy.begin(), out.energy.end(), 0.0) / out.energy.size()},
+                {"mean_energy", std::accumulate(out.at("energy").begin(), out.at("energy").end(), 0.0) / out.at("energy").size()},
                 {"histogram_png", histogram}};
-    row["mahalanobis"] = mahalanobis ? score_metrics(in.mahalanobis, out.mahalanobis) : json(nullptr);
-    if (calibration.calibrated) row["flagged_at_threshold"] = fraction_above(out.energy, calibration.threshold);
-    const auto curve = roc_curve(in.energy, out.energy);
+    json flagged = json::object();
+    for (const auto &name : ood_score_names()) {
+      if (!detector.has(name)) {
+        row[name] = nullptr;
+        continue;
+      }
+      row[name] = score_metrics(in.at(name), out.at(name));
+      if (const auto t = detector.threshold(name)) flagged[name] = fraction_above(out.at(name), *t);
+    }
+    row["flagged_by_score"] = flagged;
+    if (threshold) row["flagged_at_threshold"] = fraction_above(out.at(active), *threshold);
+    const auto curve = roc_curve(in.at("energy"), out.at("energy"));
     roc.push_back({display + " (AUROC " + format("%.3f", row["energy"]["auroc"].get<double>()) + ")",
                    curve.false_positive_rate, curve.true_positive_rate, plot::palette(i), 2});
     rows.push_back(row);
   }
   roc.push_back({"", {0, 1}, {0, 1}, cv::Scalar(170, 170, 170), 1});
-  result["in_distribution"]["mean_energy"] = std::accumulate(in.energy.begin(), in.energy.end(), 0.0) / in.energy.size();
+  result["in_distribution"]["mean_energy"] =
+      std::accumulate(in.at("energy").begin(), in.at("energy").end(), 0.0) / in.at("energy").size();
   result["sets"] = rows;
   if (!rows.empty()) {
     result["roc_png"] = c.save("roc-energy.png",
@@ -662,23 +674,23 @@ json evaluate(const EvalOptions &o) {
                              {"classes", c.model.num_classes()},
                              {"labels", meta.labels},
                              {"parameters", c.model.network ? json(c.model.network->parameter_count()) : json(nullptr)},
-                             {"ood_threshold", meta.ood.calibrated ? json(meta.ood.threshold) : json(nullptr)},
+                             {"ood", meta.ood.to_json()},
                              {"metrics_at_export", meta.metrics}}},
                   {"data", {{"spec", o.data}, {"description", test.description}, {"test_images", n_test}}},
                   {"skipped", o.skip}};
   json timing = json::object();
 
   Outputs test_outputs;
-  if (c.runs("classification") || c.runs("ood")) {
+  if (c.runs("classification")) {
     const double start = c.progress.seconds();
     c.progress("classification: " + std::to_string(n_test) + " test images");
     test_outputs = batched_outputs(c.model, c.x_test, device, o.batch);
-    if (c.runs("classification")) summary["classification"] = classification_part(c, test_outputs.logits);
+    summary["classification"] = classification_part(c, test_outputs.logits);
     timing["classification"] = c.progress.seconds() - start;
   }
   if (c.runs("ood")) {
     const double start = c.progress.seconds();
-    summary["ood"] = ood_part(c, ood_sets, test_outputs);
+    summary["ood"] = ood_part(c, ood_sets);
     timing["ood"] = c.progress.seconds() - start;
   }
   if (c.runs("generation")) {

@@ -77,35 +77,6 @@ RocCurve roc_curve(const std::vector<double> &in_scores, const std::vector<doubl
   return thinned;
 }
 
-MahalanobisScore::MahalanobisScore(const torch::Tensor &features, const torch::Tensor &labels, int64_t num_classes,
-                                   double ridge) {
-  if (features.dim() != 2 || labels.dim() != 1 || features.size(0) != labels.size(0) || features.size(0) < 2) {
-    throw std::invalid_argument("Mahalanobis fit: expected features [N, F] and labels [N] with N >= 2");
-  }
-  const auto f = features.detach().to(torch::kCPU, torch::kDouble);
-  const auto y = labels.to(torch::kCPU, torch::kLong);
-  const auto counts = torch::bincount(y, {}, num_classes);
-  if (counts.min().item<int64_t>() == 0) throw std::invalid_argument("Mahalanobis fit: a class has no samples");
-  means_ = torch::zeros({num_classes, f.size(1)}, torch::kDouble).index_add_(0, y, f) /
-           counts.to(torch::kDouble).unsqueeze(1);
-  const auto centred = f - means_.index_select(0, y);
-  auto covariance = centred.t().mm(centred) / static_cast<double>(f.size(0));
-  const double scale = std::max(covariance.diagonal().mean().item<double>(), 1e-12);
-  covariance += torch::eye(f.size(1), torch::kDouble) * (ridge * scale);
-  const auto cholesky = torch::linalg_cholesky(covariance);
-  const auto inverse = torch::linalg_solve_triangular(cholesky, torch::eye(f.size(1), torch::kDouble),
-                                                      /*upper=*/false);
-  precision_factor_ = inverse.t().contiguous();
-}
-
-torch::Tensor MahalanobisScore::score(const torch::Tensor &features) const {
-  const auto z = features.detach().to(torch::kCPU, torch::kDouble).mm(precision_factor_);
-  const auto centres = means_.mm(precision_factor_);
-  // ||z - c||^2 = |z|^2 + |c|^2 - 2 z.c for every class at once.
-  const auto squared = z.pow(2).sum(1, true) + centres.pow(2).sum(1).unsqueeze(0) - 2 * z.mm(centres.t());
-  return std::get<0>(squared.clamp_min(0).min(1));
-}
-
 GaussianStatistics gaussian_statistics(const torch::Tensor &features) {
   if (features.dim() != 2 || features.size(0) < 2) throw std::invalid_argument("statistics: need features [N >= 2, F]");
   const auto f = features.detach().to(torch::kCPU, torch::kDouble);

@@ -1,5 +1,5 @@
 // The figures cff-eval reports that libcff does not already compute: calibration, the confusion matrix,
-// ROC curve points, the Mahalanobis OOD score, the Fréchet distance between feature sets, PSNR and SSIM.
+// ROC curve points, the Fréchet distance between feature sets, PSNR and SSIM.
 //
 // Everything here is plain maths on CPU tensors (any floating dtype in, double precision inside), so the
 // tests can check each figure on hand-made inputs.
@@ -39,25 +39,6 @@ struct RocCurve {
 };
 RocCurve roc_curve(const std::vector<double> &in_scores, const std::vector<double> &out_scores,
                    size_t max_points = 1000);
-
-// Class-conditional Gaussians with one shared covariance fitted on penultimate features (Lee et al. 2018).
-// The score of a feature vector is its smallest squared Mahalanobis distance to a class mean:
-// higher = further from every class = more out of distribution.
-class MahalanobisScore {
- public:
-  // features: [N, F]; labels: int64 [N] in [0, num_classes). The covariance gets a ridge of
-  // ridge * (mean of its diagonal) added to the diagonal, so it is invertible even with few samples.
-  // Throws std::invalid_argument on bad shapes or a class with no samples.
-  MahalanobisScore(const torch::Tensor &features, const torch::Tensor &labels, int64_t num_classes,
-                   double ridge = 1e-4);
-  // [N] double.
-  torch::Tensor score(const torch::Tensor &features) const;
-  int64_t dimension() const { return means_.size(1); }
-
- private:
-  torch::Tensor means_;          // [K, F] double
-  torch::Tensor precision_factor_;  // L^-T with Sigma = L L^T: ||(f - mu) L^-T||^2 is the distance
-};
 
 // Mean [F] and covariance [F, F] (unbiased) of features [N, F], in double precision.
 struct GaussianStatistics {

@@ -64,31 +64,33 @@ void classification_section(std::ostringstream &md, const json &c) {
 }
 
 void ood_section(std::ostringstream &md, const json &o) {
+  const auto scores = o["scores"].get<std::vector<std::string>>();
   md << "## Out-of-distribution detection\n\n"
      << "In-distribution: " << at(o["in_distribution"], "images") << " test images (" << text(o["in_distribution"]["description"])
-     << "), mean energy " << number(at(o["in_distribution"], "mean_energy")) << ". Scores, higher = more unusual: "
-     << "**energy** U(x) = -logsumexp f(x); **MSP** = 1 - max softmax probability; **Mahalanobis** = smallest squared "
-     << "Mahalanobis distance of the penultimate features to a class mean (shared covariance";
-  if (at(o["mahalanobis"], "fit_images").is_number()) {
-    md << ", fitted on " << o["mahalanobis"]["fit_images"] << " training images, " << o["mahalanobis"]["feature_dimension"]
-       << " features, ridge " << o["mahalanobis"]["ridge"].dump() << " x mean variance)";
-  } else {
-    md << "; skipped: " << text(at(o["mahalanobis"], "skipped")) << ")";
-  }
-  md << ". AUROC and AUPR take OOD as the positive class; FPR95 is the share of OOD images that pass as "
+     << "), mean energy " << number(at(o["in_distribution"], "mean_energy")) << ". Scores (docs/ood.md), higher = more unusual: "
+     << "**energy** U(x) = -logsumexp f(x); **msp** = 1 - max softmax probability; **mahalanobis** = smallest squared "
+     << "Mahalanobis distance of the penultimate features to a class mean (shared covariance); **mahalanobis-moments** = the "
+     << "same on the per-channel mean and spread of the last stage's feature maps; **complexity-energy** = U(x) minus the "
+     << "fitted slope times the frame's complexity in bits per pixel. Fitted on " << at(o["fit"], "images")
+     << " training images by " << text(at(o["fit"], "by"))
+     << ". AUROC and AUPR take OOD as the positive class; FPR95 is the share of OOD images that pass as "
      << "in-distribution at the threshold keeping 95% of the test images.\n\n";
   if (o["threshold"].is_number()) {
-    md << "The model's calibrated energy threshold is " << number(o["threshold"], 4) << " (keeps "
+    md << "The model flags by **" << text(o["threshold_score"]) << "** above " << number(o["threshold"], 4) << " (keeps "
        << percent(o["threshold_keep_rate"]) << " of held-out training images); it flags "
        << percent(at(o["in_distribution"], "flagged_at_threshold")) << " of the test images.\n\n";
   } else {
-    md << "The model file carries no calibrated threshold.\n\n";
+    md << "The model file carries no calibrated threshold for " << text(o["threshold_score"]) << ".\n\n";
   }
-  md << "| set | kind | images | energy AUROC | AUPR | FPR95 | MSP AUROC | AUPR | FPR95 | Mahalanobis AUROC | AUPR | FPR95 | flagged at threshold |\n"
-     << "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  md << "| set | kind | images |";
+  for (const auto &name : scores) md << " " << name << " AUROC | AUPR | FPR95 |";
+  md << " flagged at threshold |\n|---|---|---:|";
+  for (size_t i = 0; i < scores.size(); ++i) md << "---:|---:|---:|";
+  md << "---:|\n";
   for (const auto &row : o["sets"]) {
-    md << "| " << text(row["name"]) << " | " << text(row["kind"]) << " | " << row["images"] << " |" << score_cells(row["energy"])
-       << score_cells(row["msp"]) << score_cells(row["mahalanobis"]) << " " << percent(at(row, "flagged_at_threshold")) << " |\n";
+    md << "| " << text(row["name"]) << " | " << text(row["kind"]) << " | " << row["images"] << " |";
+    for (const auto &name : scores) md << score_cells(row[name]);
+    md << " " << percent(at(row, "flagged_at_threshold")) << " |\n";
   }
   md << "\n" << image("ROC curves of the energy score", at(o, "roc_png"));
   for (const auto &row : o["sets"]) md << image("energy histogram: " + text(row["name"]), row["histogram_png"]);
@@ -243,18 +245,28 @@ std::string render_console(const json &s, const std::string &out_dir) {
   }
   if (s.contains("ood")) {
     const auto &o = s["ood"];
-    out << "OOD (AUROC / FPR95; OOD = positive)\n";
-    std::snprintf(line, sizeof(line), "  %-16s %6s  %-15s %-15s %-15s %s\n", "set", "n", "energy", "max-softmax", "Mahalanobis",
-                  "flagged");
+    const auto scores = o["scores"].get<std::vector<std::string>>();
+    out << "OOD (AUROC / FPR95; OOD = positive; flagged by " << text(o["threshold_score"]) << ", in-distribution "
+        << percent(at(o["in_distribution"], "flagged_at_threshold")) << ")\n";
+    std::snprintf(line, sizeof(line), "  %-16s %6s", "set", "n");
     out << line;
+    for (const auto &name : scores) {
+      std::snprintf(line, sizeof(line), "  %-13.13s", name.c_str());
+      out << line;
+    }
+    out << "  flagged\n";
     auto pair = [](const json &scores) {
-      return scores.is_object() ? number(scores["auroc"]) + " / " + number(scores["fpr95"]) : std::string("n/a");
+      return scores.is_object() ? number(scores["auroc"]) + "/" + number(scores["fpr95"]) : std::string("n/a");
     };
     for (const auto &row : o["sets"]) {
-      std::snprintf(line, sizeof(line), "  %-16.16s %6lld  %-15s %-15s %-15s %s\n", text(row["name"]).c_str(),
-                    static_cast<long long>(row["images"].get<int64_t>()), pair(row["energy"]).c_str(), pair(row["msp"]).c_str(),
-                    pair(row["mahalanobis"]).c_str(), percent(at(row, "flagged_at_threshold")).c_str());
+      std::snprintf(line, sizeof(line), "  %-16.16s %6lld", text(row["name"]).c_str(),
+                    static_cast<long long>(row["images"].get<int64_t>()));
       out << line;
+      for (const auto &name : scores) {
+        std::snprintf(line, sizeof(line), "  %-13s", pair(row[name]).c_str());
+        out << line;
+      }
+      out << "  " << percent(at(row, "flagged_at_threshold")) << "\n";
     }
   }
   if (s.contains("generation")) {

@@ -30,9 +30,23 @@ struct ModelInfo {
   std::vector<std::string> labels;  // one name per class
   std::vector<double> mean;         // per channel: x = (p / 255 - mean) / std
   std::vector<double> std;
-  std::string ood_score;            // which score the threshold is for ("free_energy")
-  double ood_threshold = 0.0;       // energy above this is out of distribution (when calibrated)
-  bool ood_calibrated = false;      // false: the file carries no calibrated threshold
+  // The OOD scores classify computes (cff/ood.h: higher = more unusual), in Classification::scores order,
+  // each with the threshold the trainer calibrated (keeps ood_keep_rate of held-out training images).
+  struct OodScore {
+    std::string name;          // "energy", "msp", "mahalanobis", "mahalanobis-moments", "complexity-energy"
+    double threshold = 0.0;    // a score above it is out of distribution (when calibrated)
+    bool calibrated = false;   // false: the file carries no threshold for this score
+  };
+  std::vector<OodScore> ood_scores;
+  std::string ood_recommended = "energy";  // the score the model file recommends (chosen by cff-train)
+  double ood_keep_rate = 0.95;
+  // Index of a score in ood_scores, or -1.
+  int ood_score_index(const std::string &name) const {
+    for (size_t i = 0; i < ood_scores.size(); ++i) {
+      if (ood_scores[i].name == name) return static_cast<int>(i);
+    }
+    return -1;
+  }
 };
 
 struct ClassProbability {
@@ -47,14 +61,16 @@ struct Classification {
   double confidence = 0.0;             // p(class_id | x)
   double energy = 0.0;                 // U(x) = -logsumexp f(x): higher = less like the training data
   std::vector<ClassProbability> top_k; // most probable classes first
+  std::vector<double> scores;          // one per ModelInfo::ood_scores entry; +inf when non_finite
   // The input held NaN or Inf (or the network produced them): the image was not classified,
   // energy is +inf and the image must be treated as out of distribution.
   bool non_finite = false;
 };
 
-// The OOD decision every caller should make: non-finite results, or energy above the threshold.
-inline bool is_out_of_distribution(const Classification &result, double threshold) {
-  return result.non_finite || result.energy > threshold;
+// The OOD decision every caller should make: non-finite results, or score `score_index` (into
+// ModelInfo::ood_scores) above the threshold.
+inline bool is_out_of_distribution(const Classification &result, int score_index, double threshold) {
+  return result.non_finite || result.scores.at(static_cast<size_t>(score_index)) > threshold;
 }
 
 class Engine {

@@ -8,7 +8,8 @@
 //   u64      tensor block size B
 //   u32      CRC-32 of the M + B bytes that follow the header
 //   M bytes  metadata, UTF-8 JSON
-//   B bytes  tensors: repeated { u32 name length, name, u32 rank, i64 dims[rank], f32 data }
+//   B bytes  tensors: repeated { u32 name length, name, u32 rank, i64 dims[rank], f32 data }: the network's
+//            parameters and buffers, then the fitted OOD class models ("ood/<score>/means", ...)
 // Saving writes a temporary file next to the target and renames it, so a crash never leaves a
 // partial file in place of a good one. Loading checks every field and fails with ModelFileError
 // naming the file and the reason.
@@ -24,6 +25,7 @@
 
 #include "cff/energy.h"
 #include "cff/network.h"
+#include "cff/ood.h"
 #include "cff/schedule.h"
 
 namespace torch::jit {
@@ -46,20 +48,14 @@ struct Normalization {
   std::vector<double> std = {0.5};
 };
 
-// The OOD decision the trainer calibrated: score > threshold means out of distribution.
-struct OodCalibration {
-  std::string score = "free_energy";  // which score the threshold is for
-  double threshold = 0.0;
-  double keep_rate = 0.95;            // fraction of held-out in-distribution data below threshold
-  bool calibrated = false;
-};
-
 struct ModelMetadata {
   NetworkConfig network;
   std::vector<std::string> labels;  // one name per class, size K
   Normalization normalization;
   CosineSchedule schedule;
-  OodCalibration ood;
+  // The OOD scores and their calibrated thresholds (ood.h); the fitted class models travel in the
+  // tensor block under "ood/..." names. A file without them carries the energy only.
+  OodDetector ood;
   nlohmann::json provenance = nlohmann::json::object();  // command line, commit, dataset checksum...
   nlohmann::json metrics = nlohmann::json::object();     // figures measured at export
 
@@ -78,6 +74,9 @@ struct Model {
 
   // f(x): [N, C, H, W] -> [N, K] on the model's device. Thread-compatible (not for concurrent use).
   LogitsFunction logits_function() const;
+  // What the OOD scores need for images x ([N, C, H, W], any device; no autograd): logits, and the
+  // features of a native network (a TorchScript import gives logits only), on the CPU; the complexity.
+  OodInputs ood_inputs(const torch::Tensor &x) const;
   int64_t channels() const { return metadata.network.channels; }
   int64_t height() const { return metadata.network.height; }
   int64_t width() const { return metadata.network.width; }

@@ -58,6 +58,13 @@ class ClassifierImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor &x);
   // Penultimate features [N, F] (after the final norm, activation and global pooling).
   torch::Tensor features(const torch::Tensor &x);
+  // One pass for the OOD scores (ood.h): the logits, the penultimate features [N, F], and the moments
+  // [N, 2F] of the last stage's feature maps before the head's norm (per-channel mean, then per-channel
+  // standard deviation over the spatial positions).
+  struct Outputs {
+    torch::Tensor logits, penultimate, moments;
+  };
+  Outputs forward_with_features(const torch::Tensor &x);
   const NetworkConfig &config() const { return config_; }
   int64_t parameter_count() const;
 
