@@ -189,7 +189,7 @@ OodDetector OodDetector::fit(const OodInputs &train, const torch::Tensor &labels
   if (train.moments.defined()) d.moments_ = GaussianClassModel::fit(train.moments, labels, num_classes, options.ridge);
   if (train.complexity.defined()) {
     // Least-squares slope of U against L over the training images.
-    const auto u = as_double_cpu(free_energy(train.logits.detach())), l = as_double_cpu(train.complexity);
+    const auto u = free_energy(as_double_cpu(train.logits)), l = as_double_cpu(train.complexity);
     const auto lc = l - l.mean();
     const double variance = lc.pow(2).sum().item<double>();
     d.complexity_slope_ = variance > 1e-12 ? ((u - u.mean()) * lc).sum().item<double>() / variance : 0.0;
@@ -235,11 +235,12 @@ torch::Tensor OodDetector::score(const std::string &name, const OodInputs &input
     return t;
   };
   torch::NoGradGuard no_grad;
-  if (name == kEnergy) return as_double_cpu(free_energy(need(inputs.logits, "logits").detach()));
-  if (name == kMsp) return as_double_cpu(max_softmax_score(need(inputs.logits, "logits").detach()));
+  // Energies in double precision, as Engine::classify reports them.
+  if (name == kEnergy) return free_energy(as_double_cpu(need(inputs.logits, "logits")));
+  if (name == kMsp) return max_softmax_score(as_double_cpu(need(inputs.logits, "logits")));
   if (name == kMahalanobis) return penultimate_.distance(need(inputs.penultimate, "penultimate features"));
   if (name == kMoments) return moments_.distance(need(inputs.moments, "feature moments"));
-  return as_double_cpu(free_energy(need(inputs.logits, "logits").detach())) -
+  return free_energy(as_double_cpu(need(inputs.logits, "logits"))) -
          *complexity_slope_ * as_double_cpu(need(inputs.complexity, "image complexity"));
 }
 
@@ -286,14 +287,19 @@ OodDetector OodDetector::from_json(const nlohmann::json &j) {
   OodDetector d;
   d.keep_ = keep;
   d.fit_images_ = j.value("fit_images", int64_t{0});
-  for (const auto &item : j.at("scores").items()) {
+  const auto &scores = j.at("scores");
+  require(scores.is_object(), "ood 'scores' is not an object");
+  for (const auto &item : scores.items()) {
     require(is_ood_score_name(item.key()), "unknown OOD score '" + item.key() + "'");
-    d.listed_.push_back(item.key());
     const auto &t = item.value().at("threshold");
     if (!t.is_null()) {
       require(t.is_number() && std::isfinite(t.get<double>()), "OOD score '" + item.key() + "': bad threshold");
       d.thresholds_[item.key()] = t.get<double>();
     }
+  }
+  d.listed_.clear();  // in ood_score_names() order (JSON objects keep their keys sorted)
+  for (const auto &name : ood_score_names()) {
+    if (scores.contains(name)) d.listed_.push_back(name);
   }
   if (j.contains("complexity_slope") && !j.at("complexity_slope").is_null()) {
     d.complexity_slope_ = j.at("complexity_slope").get<double>();

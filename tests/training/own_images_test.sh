@@ -34,7 +34,7 @@ acc=$(accuracy "$out/patches-run")
 echo "patches: test accuracy $acc"
 above "$acc" 0.5 || { echo "patches: accuracy $acc is not above 0.5 (chance 0.125)"; tail -5 "$out/patches.log"; exit 1; }
 model="$out/patches-run/model.cff"
-"$build/training/cff-train" --info "$model" | grep -q '"channels": 3' || { echo "the model is not RGB"; exit 1; }
+"$build/training/cff-train" --info "$model" > "$out/info.txt" && grep -q '"channels": 3' "$out/info.txt" || { echo "the model is not RGB"; exit 1; }
 
 # The system's plugins (tee, queue, videoconvert, ...) as well as the freshly built one, in a private registry.
 export GST_PLUGIN_PATH_1_0=$build/gst-plugin GST_REGISTRY_1_0=$out/registry.bin

@@ -68,6 +68,30 @@ TEST_F(ModelFile, SaveLoadGivesIdenticalLogitsAndMetadata) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
 }
 
+// The fitted OOD scores travel with the file: same thresholds, same scores after loading.
+TEST_F(ModelFile, FittedOodScoresSurviveSaveAndLoad) {
+  torch::manual_seed(4);
+  const auto x = torch::rand({200, 1, 8, 8}) * 2 - 1;
+  const auto y = torch::arange(4).repeat(50);
+  Model fitted;
+  fitted.metadata = meta_;
+  fitted.network = net_;
+  const auto inputs = fitted.ood_inputs(x);
+  meta_.ood = OodDetector::fit(inputs, y, 4, fitted.ood_inputs(x.slice(0, 0, 100)), {});
+  meta_.ood.set_recommended("mahalanobis");
+  save_model(path("fitted.cff"), net_, meta_);
+  const auto model = load_model(path("fitted.cff"));
+  EXPECT_EQ(model.metadata.ood.available(), ood_score_names());
+  EXPECT_EQ(model.metadata.ood.recommended(), "mahalanobis");
+  const auto again = model.ood_inputs(x);
+  for (const auto &name : ood_score_names()) {
+    EXPECT_DOUBLE_EQ(model.metadata.ood.threshold(name).value(), meta_.ood.threshold(name).value()) << name;
+    // Tensors are stored as float32.
+    EXPECT_TRUE(torch::allclose(model.metadata.ood.score(name, again), meta_.ood.score(name, inputs), 1e-4, 1e-3)) << name;
+  }
+  EXPECT_EQ(read_model_metadata(path("fitted.cff")).ood.listed(), ood_score_names());
+}
+
 TEST_F(ModelFile, MissingFileNamesPathAndReason) {
   auto message = load_error(path("nope.cff"));
   expect_contains(message, "nope.cff");
