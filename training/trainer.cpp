@@ -136,8 +136,13 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   if (!a.contains("force_warmup")) a["force_warmup"] = 0.0;
   if (!a.contains("warmup_accuracy")) a["warmup_accuracy"] = 0.0;
   if (!a.contains("min_steps")) a["min_steps"] = b["min_steps"];
+  // Checkpoints from before the energy-margin term trained without it.
+  if (!a.contains("margin_weight")) a["margin_weight"] = 0.0;
+  if (!a.contains("margin_in")) a["margin_in"] = b["margin_in"];
+  if (!a.contains("margin_out")) a["margin_out"] = b["margin_out"];
+  // The OOD sets only choose what is evaluated and which score the export recommends.
   for (const char *volatile_key : {"epochs", "threads", "device", "progress_seconds", "resume", "stop_after", "command_line",
-                                   "export_path", "eval_every", "samples_every"}) {
+                                   "export_path", "eval_every", "samples_every", "ood_sets"}) {
     a.erase(volatile_key);
     b.erase(volatile_key);
   }
@@ -159,7 +164,8 @@ nlohmann::json options_to_json(const TrainOptions &o) {
           {"network", o.network.to_json()}, {"epochs", o.epochs}, {"batch", o.batch},
           {"lr", o.lr},               {"weight_decay", o.weight_decay}, {"warmup", o.warmup},
           {"ema", o.ema},             {"beta", o.loss.beta},        {"gamma", o.loss.gamma},
-          {"p_uncond", o.loss.p_uncond}, {"force_fraction", o.loss.force_fraction}, {"force_warmup", o.force_warmup},
+          {"p_uncond", o.loss.p_uncond}, {"force_fraction", o.loss.force_fraction},
+          {"margin_weight", o.loss.margin_weight}, {"margin_in", o.loss.margin_in}, {"margin_out", o.loss.margin_out}, {"force_warmup", o.force_warmup},
           {"warmup_accuracy", o.warmup_accuracy},
           {"min_steps", o.min_steps}, {"augment", o.augment},   {"seed", o.seed},
           {"threads", o.threads},     {"device", o.device},         {"limit", o.limit},
@@ -371,7 +377,7 @@ nlohmann::json train(const TrainOptions &opt_in) {
     auto augment_gen = epoch_generator(opt.seed, epoch, 2);
     auto loss_gen = epoch_generator(opt.seed, epoch, 3);
     auto order = torch::randperm(n_train, shuffle_gen);
-    double sum_total = 0, sum_ce = 0, sum_ce_noisy = 0, sum_force = 0, correct = 0;
+    double sum_total = 0, sum_ce = 0, sum_ce_noisy = 0, sum_force = 0, sum_margin = 0, correct = 0;
     int64_t seen = 0;
     const auto epoch_start = Clock::now();
     auto last_print = epoch_start;
@@ -428,6 +434,7 @@ nlohmann::json train(const TrainOptions &opt_in) {
       sum_ce += terms.ce_clean.item<double>() * n;
       sum_ce_noisy += terms.ce_noisy.item<double>() * n;
       sum_force += terms.force.item<double>() * n;
+      sum_margin += terms.margin.item<double>() * n;
       const double batch_correct = terms.logits_clean.argmax(1).eq(y).sum().item<double>();
       correct += batch_correct;
       s.running_accuracy = 0.9 * s.running_accuracy + 0.1 * batch_correct / static_cast<double>(n);
@@ -454,6 +461,7 @@ nlohmann::json train(const TrainOptions &opt_in) {
                         {"train_ce", sum_ce / seen},
                         {"train_ce_noisy", sum_ce_noisy / seen},
                         {"train_force", sum_force / seen},
+                        {"train_margin", sum_margin / seen},
                         {"train_accuracy", correct / seen},
                         {"epoch_seconds", epoch_seconds},
                         {"images_per_second", seen / epoch_seconds},

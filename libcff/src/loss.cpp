@@ -56,7 +56,33 @@ CffLossTerms cff_loss(const LogitsFunction &f, const torch::Tensor &x0, const to
   terms.total = terms.ce_clean + options.beta * terms.force;
   if (options.gamma != 0.0) terms.total = terms.total + options.gamma * terms.ce_noisy;
   terms.ce_noisy = terms.ce_noisy.detach();
+  terms.margin = torch::zeros({}, logits_clean.options());
+  if (options.margin_weight > 0.0) {
+    const auto outliers = shuffled_patches(x0.detach(), generator);
+    const auto u_in = -torch::logsumexp(logits_clean, 1), u_out = -torch::logsumexp(f(outliers), 1);
+    auto margin = (u_in - options.margin_in).clamp_min(0).pow(2).mean() +
+                  (options.margin_out - u_out).clamp_min(0).pow(2).mean();
+    terms.total = terms.total + options.margin_weight * margin;
+    terms.margin = margin.detach();
+  }
   return terms;
+}
+
+torch::Tensor shuffled_patches(const torch::Tensor &x, c10::optional<at::Generator> generator) {
+  if (x.dim() != 4) throw std::invalid_argument("shuffled_patches: expected images [N, C, H, W]");
+  constexpr int64_t grid = 4;
+  const int64_t ph = x.size(2) / grid, pw = x.size(3) / grid;
+  if (ph < 1 || pw < 1) throw std::invalid_argument("shuffled_patches: images smaller than 4 x 4");
+  auto order = torch::randperm(grid * grid, generator, torch::TensorOptions().dtype(torch::kLong));
+  if (torch::equal(order, torch::arange(grid * grid, order.options()))) order = order.roll(1);
+  auto out = x.clone();
+  const auto o = order.accessor<int64_t, 1>();
+  for (int64_t cell = 0; cell < grid * grid; ++cell) {
+    const int64_t from = o[cell];
+    out.narrow(2, (cell / grid) * ph, ph).narrow(3, (cell % grid) * pw, pw)
+        .copy_(x.narrow(2, (from / grid) * ph, ph).narrow(3, (from % grid) * pw, pw));
+  }
+  return out;
 }
 
 CffLossTerms cross_entropy_loss(const LogitsFunction &f, const torch::Tensor &x0, const torch::Tensor &y) {
@@ -66,6 +92,7 @@ CffLossTerms cross_entropy_loss(const LogitsFunction &f, const torch::Tensor &x0
   terms.total = terms.ce_clean;
   terms.ce_noisy = torch::zeros({}, logits.options());
   terms.force = torch::zeros({}, logits.options());
+  terms.margin = torch::zeros({}, logits.options());
   terms.logits_clean = logits.detach();
   return terms;
 }

@@ -7,6 +7,9 @@
 //            pass and the GstVideoRegionOfInterestMeta included; one buffer per frame, as in a pipeline)
 //   bare:    cff::Engine::classify on the already converted frames, one frame per call (what the
 //            element does per frame), same engine, same threads
+//   energy-only: the element on a copy of the model whose file carries the energy only (what classify
+//            cost before the fitted OOD scores): the ratio to it is the per-frame cost of the model's
+//            default score (issue target: at most 1.3x)
 // The frame conversion alone (cff::gst::convert_region) is timed too, so that the element's cost
 // beyond the forward pass splits into pixel work and GStreamer (buffers, threads, meta). Labels and
 // free energies are read back from each element's "cff/classification" meta and compared.
@@ -28,6 +31,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
@@ -186,13 +191,14 @@ void render_frames(Frames &frames, const Options &o, const cff::ModelInfo &model
 // frames and reads the top-1 class of each from its "cff/classification" meta.
 class ElementPipeline {
  public:
-  ElementPipeline(const std::string &factory, const Options &o, const Frames &frames) : factory_(factory) {
+  ElementPipeline(const std::string &factory, const Options &o, const Frames &frames, const std::string &model_path)
+      : factory_(factory) {
     g_mutex_init(&mutex_);
     g_cond_init(&cond_);
     GstCaps *caps = gst_video_info_to_caps(&frames.info);
     gchar *caps_string = gst_caps_to_string(caps);
     gst_caps_unref(caps);
-    gchar *model = g_strescape(o.model.c_str(), nullptr);
+    gchar *model = g_strescape(model_path.c_str(), nullptr);
     const std::string description = std::string("appsrc name=source format=time max-bytes=0 caps=\"") + caps_string +
                                     "\" ! " + factory + " model=\"" + model + "\" device=" + o.device +
                                     " threads=" + std::to_string(o.threads) +
@@ -434,7 +440,22 @@ int main(int argc, char **argv) {
     render_frames(frames, o, model);
 
     // The element takes the same engine from the cache (same file, same device) and sets the same threads.
-    ElementPipeline element("cffclassify", o, frames);
+    ElementPipeline element("cffclassify", o, frames, o.model);
+    // The same weights in a file with the energy only, next to the output or in the temporary folder.
+    const std::string energy_only_path = std::string(g_get_tmp_dir()) + "/bench-classify-energy-only-" +
+                                         std::to_string(::getpid()) + ".cff";
+    {
+      auto m = cff::load_model(o.model);
+      m.metadata.ood = cff::OodDetector::energy_only(m.metadata.ood.threshold("energy"));
+      cff::save_model(energy_only_path, m.network, m.metadata);
+    }
+    std::unique_ptr<ElementPipeline> energy_only;
+    try {
+      energy_only = std::make_unique<ElementPipeline>("cffclassify", o, frames, energy_only_path);
+    } catch (...) {
+      std::remove(energy_only_path.c_str());
+      throw;
+    }
     std::unique_ptr<ElementPipeline> peer;
     if (!o.peer.empty()) {
       GstElementFactory *factory = gst_element_factory_find(o.peer.c_str());
@@ -443,12 +464,14 @@ int main(int argc, char **argv) {
                                  "gst-python and the system python3-torch installed)");
       }
       gst_object_unref(factory);
-      peer = std::make_unique<ElementPipeline>(o.peer, o, frames);
+      peer = std::make_unique<ElementPipeline>(o.peer, o, frames, o.model);
     }
 
     // Warm-up (first calls allocate and load lazily), also the pass whose labels are compared.
     element.run(frames);
     bare.run(frames);
+    energy_only->run(frames);
+    std::remove(energy_only_path.c_str());  // the engine has it loaded
     if (peer) peer->run(frames);
     const auto element_labels = element.labels();
     const auto bare_labels = bare.labels;
@@ -462,26 +485,29 @@ int main(int argc, char **argv) {
 
     // Timed rounds, interleaved; the order rotates so that no path always runs first.
     // Each round's ratios are kept too: their spread shows how much the background load moved.
-    double element_time = 0, bare_time = 0, conversion_time = 0, peer_time = 0;
-    std::vector<double> round_ratios, round_peer_ratios;
+    double element_time = 0, bare_time = 0, conversion_time = 0, energy_only_time = 0, peer_time = 0;
+    std::vector<double> round_ratios, round_peer_ratios, round_score_costs;
     for (int r = 0; r < o.rounds; ++r) {
-      const int paths = peer ? 4 : 3;
-      double times[4] = {0, 0, 0, 0};
+      const int paths = peer ? 5 : 4;
+      double times[5] = {0, 0, 0, 0, 0};
       for (int k = 0; k < paths; ++k) {
         const int path = (r + k) % paths;
         switch (path) {
           case 0: times[path] = element.run(frames); break;
           case 1: times[path] = bare.run(frames); break;
           case 2: times[path] = conversion.run(frames); break;
+          case 3: times[path] = energy_only->run(frames); break;
           default: times[path] = peer->run(frames); break;
         }
       }
       element_time += times[0];
       bare_time += times[1];
       conversion_time += times[2];
-      peer_time += times[3];
+      energy_only_time += times[3];
+      peer_time += times[4];
       round_ratios.push_back(times[1] / times[0]);
-      if (peer) round_peer_ratios.push_back(times[3] / times[0]);
+      round_score_costs.push_back(times[0] / times[3]);
+      if (peer) round_peer_ratios.push_back(times[4] / times[0]);
     }
     const double count = static_cast<double>(o.frames) * o.rounds;
     const double element_fps = count / element_time, bare_fps = count / bare_time;
@@ -494,6 +520,11 @@ int main(int argc, char **argv) {
     std::printf("bare     cff::Engine::classify, batch 1:     %9.1f frames/s\n", bare_fps);
     std::printf("ratio element/bare %.3f (target >= 0.9); per round %s\n", element_fps / bare_fps,
                 spread(round_ratios).c_str());
+    const auto &recommended = model.ood_recommended;
+    std::printf("energy-only file: cffclassify %9.1f frames/s; time with the default score (%s) / energy only %.3f "
+                "(target <= 1.3); per round %s\n",
+                count / energy_only_time, recommended.c_str(), element_time / energy_only_time,
+                spread(round_score_costs).c_str());
     const double ms = 1000.0 / count;
     std::printf("per frame: element %.3f ms = forward %.3f + frame conversion %.3f + GStreamer and meta %.3f ms\n",
                 element_time * ms, bare_time * ms, conversion_time * ms,
@@ -516,7 +547,11 @@ int main(int argc, char **argv) {
                               {"ratio_element_bare", element_fps / bare_fps},
                               {"ratio_element_bare_per_round", round_ratios},
                               {"conversion_ms_per_frame", conversion_time * 1000.0 / count},
-                              {"agreement_element_bare", element_vs_bare}};
+                              {"agreement_element_bare", element_vs_bare},
+                              {"default_score", recommended},
+                              {"energy_only_fps", count / energy_only_time},
+                              {"ratio_default_score_time_energy_only", element_time / energy_only_time},
+                              {"ratio_default_score_time_energy_only_per_round", round_score_costs}};
     bool agreed = element_vs_bare >= o.min_agreement;
     if (peer) {
       const double peer_fps = count / peer_time;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every performance comparison of the project in one run, with the same LibTorch threads for all:
-#   1. cffclassify against the bare libcff forward pass it wraps (bench-classify; 28x28 GRAY8, 320x240 RGB)
+#   1. cffclassify against the bare libcff forward pass it wraps, and the model's default OOD score against
+#      the energy alone (bench-classify; 28x28 GRAY8, 320x240 RGB)
 #   2. cffclassify against its Python peer element pycffclassify (python_peer.sh; skipped without gst-python)
 #   3. training cost of the CFF objective against cross-entropy (bench-train-throughput; force fractions 1, 0.5)
 #   4. cffgenerate frames/s at steps 10, 20, 50 and batch 1, 16 (bench-element-fps)
@@ -121,6 +122,9 @@ for config in "28x28 GRAY8" "320x240 RGB"; do
     bare=$(figure "$name" '^bare .*batch 1:')
     echo "[1 classify] $size $format: element $element frames/s, bare $bare frames/s, ratio element/bare $ratio ($(since "$t0") s)"
     add_row "cffclassify / bare forward, $size $format" "fps ratio" "$ratio" ">= 0.9" "$(verdict "$ratio" '>=' 0.9)"
+    cost=$(figure "$name" 'energy only')
+    add_row "cffclassify default OOD score / energy only, $size $format" "time ratio" "$cost" "<= 1.3" \
+      "$(verdict "$cost" '<=' 1.3)"
     add_row "cffclassify, $size $format" "frames/s" "$element" "" "-"
     classify_json+=("$(json_string "$size $format"): $(cat "$work/$name.json")")
   else

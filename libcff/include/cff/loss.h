@@ -19,6 +19,14 @@ struct CffLossOptions {
   // paper. Measured cost per step, in forward passes of the batch: clean CE ~3, noised part ~9 * r
   // (forward, input gradient with create_graph, and the double backward), so r = 0.5 halves the extra cost.
   double force_fraction = 1.0;
+  // Energy-margin term on outliers the loss makes itself (Liu et al. 2020, "Energy-based out-of-distribution
+  // detection"): margin_weight * (mean relu(U(x0) - margin_in)^2 + mean relu(margin_out - U(x_out))^2), where
+  // x_out are the clean images with the cells of a 4 x 4 grid shuffled (one permutation per batch, never
+  // the identity). It pushes the free energy of the data below margin_in and that of the shuffled images
+  // above margin_out. 0 = off (the recipe). Margins in energy units; U of the shipped model's data is ~-24.
+  double margin_weight = 0.0;
+  double margin_in = -25.0;
+  double margin_out = -7.0;
 };
 
 struct CffLossTerms {
@@ -26,6 +34,7 @@ struct CffLossTerms {
   torch::Tensor ce_clean;       // CE(f(x_0), y)
   torch::Tensor ce_noisy;       // CE(f(x_t), y)
   torch::Tensor force;          // mean ||sqrt(d) u(x_t) - eps||^2 / d
+  torch::Tensor margin;         // the energy-margin term before its weight (detached; 0 when off)
   torch::Tensor logits_clean;   // f(x_0), detached, for accuracy bookkeeping
 };
 
@@ -36,6 +45,10 @@ struct CffLossTerms {
 CffLossTerms cff_loss(const LogitsFunction &f, const torch::Tensor &x0, const torch::Tensor &y,
                       const CosineSchedule &schedule, const CffLossOptions &options,
                       c10::optional<at::Generator> generator = c10::nullopt);
+
+// The outliers of the energy-margin term: each image's 4 x 4 grid of cells (H/4 x W/4 pixels each; any
+// remainder rows and columns stay in place) rearranged by one random permutation that is not the identity.
+torch::Tensor shuffled_patches(const torch::Tensor &x, c10::optional<at::Generator> generator = c10::nullopt);
 
 // Plain cross-entropy on clean images: the `ce` baseline objective. Same struct, other terms zero.
 CffLossTerms cross_entropy_loss(const LogitsFunction &f, const torch::Tensor &x0, const torch::Tensor &y);

@@ -168,7 +168,8 @@ def load_model(path):
 
     network = Classifier(config)
     expected = network.state_dict()
-    tensors = read_tensors(body[metadata_size:], path)
+    # The fitted OOD scores' class models ("ood/..." tensors) are not the network's: this peer flags by the energy.
+    tensors = {k: v for k, v in read_tensors(body[metadata_size:], path).items() if not k.startswith("ood/")}
     for name, value in tensors.items():
         if name not in expected:
             raise ModelFileError(f"{path}: tensor '{name}' does not belong to the architecture in the metadata")
