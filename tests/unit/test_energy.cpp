@@ -190,3 +190,54 @@ TEST(Loss, ForceFractionNoisesAPrefixOfTheBatch) {
     EXPECT_THROW(cff_loss(d.f, x, y, schedule, o), std::invalid_argument) << bad;
   }
 }
+
+// shuffled_patches moves whole 4 x 4 grid cells (same pixels, other places) and never returns the input.
+TEST(Loss, ShuffledPatchesRearrangeGridCells) {
+  auto x = torch::arange(2 * 1 * 9 * 8, torch::kDouble).view({2, 1, 9, 8});
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    auto g = at::make_generator<at::CPUGeneratorImpl>(seed);
+    const auto out = shuffled_patches(x, g);
+    ASSERT_EQ(out.sizes(), x.sizes());
+    EXPECT_FALSE(torch::equal(out, x)) << seed;
+    // The same multiset of values per image, and the last row (9 = 4 * 2 + 1) stays where it was.
+    EXPECT_TRUE(torch::equal(std::get<0>(out.flatten(1).sort(1)), std::get<0>(x.flatten(1).sort(1))));
+    EXPECT_TRUE(torch::equal(out.narrow(2, 8, 1), x.narrow(2, 8, 1)));
+    // Each 2 x 2 cell of the output is one cell of the input.
+    for (int64_t cell = 0; cell < 16; ++cell) {
+      const auto piece = out[0][0].narrow(0, (cell / 4) * 2, 2).narrow(1, (cell % 4) * 2, 2);
+      bool found = false;
+      for (int64_t from = 0; from < 16 && !found; ++from) {
+        found = torch::equal(piece, x[0][0].narrow(0, (from / 4) * 2, 2).narrow(1, (from % 4) * 2, 2));
+      }
+      EXPECT_TRUE(found) << "seed " << seed << " cell " << cell;
+    }
+  }
+  EXPECT_THROW(shuffled_patches(torch::zeros({1, 1, 3, 8})), std::invalid_argument);
+}
+
+// The energy-margin term: off by default; on, it adds margin_weight times its value, and it is zero when
+// the data's energy is already below margin_in and the outliers' above margin_out.
+TEST(Loss, EnergyMarginTermAddsItsWeightedValue) {
+  DoubleNet d;
+  torch::manual_seed(5);
+  auto x = torch::rand({6, 1, 8, 8}, torch::kDouble) * 2 - 1;
+  auto y = torch::tensor({0, 1, 2, 0, 1, 2}, torch::kLong);
+  const CosineSchedule schedule;
+  auto g1 = at::make_generator<at::CPUGeneratorImpl>(4);
+  auto g2 = at::make_generator<at::CPUGeneratorImpl>(4);
+  auto off = cff_loss(d.f, x, y, schedule, CffLossOptions{}, g1);
+  EXPECT_EQ(off.margin.item<double>(), 0.0);
+  CffLossOptions on;
+  on.margin_weight = 0.5;
+  on.margin_in = -1e3;  // unreachable: the in-distribution hinge is active
+  on.margin_out = 1e3;  // and so is the outlier hinge
+  auto with = cff_loss(d.f, x, y, schedule, on, g2);
+  EXPECT_GT(with.margin.item<double>(), 1e5);
+  EXPECT_NEAR(with.total.item<double>() - off.total.item<double>(), 0.5 * with.margin.item<double>(),
+              1e-9 * with.margin.item<double>());
+  CffLossOptions slack = on;
+  slack.margin_in = 1e3;
+  slack.margin_out = -1e3;
+  auto g3 = at::make_generator<at::CPUGeneratorImpl>(4);
+  EXPECT_EQ(cff_loss(d.f, x, y, schedule, slack, g3).margin.item<double>(), 0.0);
+}
