@@ -25,14 +25,8 @@ namespace {
 constexpr const char *kParamName = "cff/generation";
 constexpr const char *kRoiType = "cff";
 constexpr const char *kDefaultLabel = "cycle";
-constexpr double kDefaultGuidance = 1.0;
-// The sampler defaults are libcff's measured choice (docs/recipe.md).
-constexpr guint kDefaultSteps = static_cast<guint>(cff::CentripetalDefaults::steps);
-constexpr double kDefaultEta = cff::CentripetalDefaults::eta;
-constexpr double kDefaultTStart = cff::CentripetalDefaults::t_start;
-constexpr double kDefaultSpacingPower = cff::CentripetalDefaults::spacing_power;
-constexpr guint kDefaultCorrectorSteps = static_cast<guint>(cff::CentripetalDefaults::corrector_steps);
-constexpr double kDefaultCorrectorSnr = cff::CentripetalDefaults::corrector_snr;
+// The sampler defaults are libcff's measured choice (docs/recipe.md), as cff::SamplerSettings has them.
+const cff::SamplerSettings kSamplerDefaults;
 constexpr guint kDefaultBatch = 1;
 
 using Sampler = cff::Engine::Sampler;
@@ -62,22 +56,15 @@ GType sampler_get_type() {
   static GType type = 0;
   static const GEnumValue values[] = {
       {static_cast<gint>(Sampler::centripetal), "Centripetal steps along the force field (the CFF sampler)",
-       "centripetal"},
-      {static_cast<gint>(Sampler::langevin), "Langevin dynamics / SGLD from uniform noise (JEM baseline)", "langevin"},
-      {static_cast<gint>(Sampler::ascent), "Normalised gradient ascent on log p(y|x) from uniform noise", "ascent"},
+       cff::sampler_names()[static_cast<size_t>(Sampler::centripetal)].c_str()},
+      {static_cast<gint>(Sampler::langevin), "Langevin dynamics / SGLD from uniform noise (JEM baseline)",
+       cff::sampler_names()[static_cast<size_t>(Sampler::langevin)].c_str()},
+      {static_cast<gint>(Sampler::ascent), "Normalised gradient ascent on log p(y|x) from uniform noise",
+       cff::sampler_names()[static_cast<size_t>(Sampler::ascent)].c_str()},
       {0, nullptr, nullptr},
   };
   if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstCffGenerateSampler", values));
   return type;
-}
-
-const char *sampler_name(Sampler s) {
-  switch (s) {
-    case Sampler::centripetal: return "centripetal";
-    case Sampler::langevin: return "langevin";
-    case Sampler::ascent: return "ascent";
-  }
-  return "?";
 }
 
 // What the `label` property asks for, resolved against the model's class names.
@@ -123,15 +110,8 @@ guint64 sample_seed(guint64 seed, guint64 index) {
 // The settings a batch is generated with, copied under the object lock.
 struct Settings {
   std::string label = kDefaultLabel;
-  double guidance = kDefaultGuidance;
-  guint steps = kDefaultSteps;
-  double eta = kDefaultEta;
-  double t_start = kDefaultTStart;
-  double spacing_power = kDefaultSpacingPower;
-  guint corrector_steps = kDefaultCorrectorSteps;
-  double corrector_snr = kDefaultCorrectorSnr;
+  cff::SamplerSettings sampling;  // sampler, steps, eta, t-start, guidance, spacing, corrector
   guint64 seed = 0;
-  Sampler sampler = Sampler::centripetal;
   guint batch = kDefaultBatch;
   bool trajectory = false;
 };
@@ -372,14 +352,7 @@ void generate_batch(GstCffGenerate *self, const Settings &s) {
     seeds[static_cast<size_t>(i)] = sample_seed(s.seed, sample);
   }
   cff::Engine::GenerateOptions options;
-  options.sampler = s.sampler;
-  options.steps = static_cast<int>(s.steps);
-  options.eta = s.eta;
-  options.t_start = s.t_start;
-  options.spacing_power = s.spacing_power;
-  options.corrector_steps = static_cast<int>(s.corrector_steps);
-  options.corrector_snr = s.corrector_snr;
-  options.guidance = s.guidance;
+  static_cast<cff::SamplerSettings &>(options) = s.sampling;
   options.guide = p.guide;
   options.trajectory = s.trajectory;
   auto generated = engine.generate(labels, seeds, options);
@@ -400,10 +373,10 @@ void generate_batch(GstCffGenerate *self, const Settings &s) {
       f.sample = p.next_sample + static_cast<guint64>(i);
       f.seed = seeds[static_cast<size_t>(i)];
       f.class_id = labels[static_cast<size_t>(i)];
-      f.steps = static_cast<int>(s.steps);
-      f.step = s.trajectory ? step : static_cast<int>(s.steps) - 1;
-      f.sampler = s.sampler;
-      f.guidance = s.guidance;
+      f.steps = static_cast<int>(s.sampling.steps);
+      f.step = s.trajectory ? step : static_cast<int>(s.sampling.steps) - 1;
+      f.sampler = s.sampling.sampler;
+      f.guidance = s.sampling.guidance;
       f.reading = readings[index];
       if (f.class_id >= 0) {
         for (const auto &entry : f.reading.top_k) {
@@ -483,7 +456,7 @@ GstFlowReturn create(GstPushSrc *push_src, GstBuffer **out) {
     GstStructure *st = gst_structure_new(
         kParamName, "label", G_TYPE_STRING, label.c_str(), "class-id", G_TYPE_INT, f.class_id, "seed", G_TYPE_UINT64,
         static_cast<guint64>(f.seed), "sample", G_TYPE_UINT64, static_cast<guint64>(f.sample), "step", G_TYPE_INT,
-        f.step, "steps", G_TYPE_INT, f.steps, "sampler", G_TYPE_STRING, sampler_name(f.sampler), "guidance",
+        f.step, "steps", G_TYPE_INT, f.steps, "sampler", G_TYPE_STRING, cff::sampler_name(f.sampler).c_str(), "guidance",
         G_TYPE_DOUBLE, f.guidance, "predicted-label", G_TYPE_STRING, f.reading.label.c_str(), "predicted-class-id",
         G_TYPE_INT, f.reading.class_id, "confidence", G_TYPE_DOUBLE, f.reading.confidence, "label-probability",
         G_TYPE_DOUBLE, f.label_probability, "energy", G_TYPE_DOUBLE, f.reading.energy, nullptr);
@@ -533,15 +506,15 @@ void set_property(GObject *object, guint prop_id, const GValue *value, GParamSpe
         s.label = v ? v : "";
         break;
       }
-      case PROP_GUIDANCE: s.guidance = g_value_get_double(value); break;
-      case PROP_STEPS: s.steps = g_value_get_uint(value); break;
-      case PROP_ETA: s.eta = g_value_get_double(value); break;
-      case PROP_T_START: s.t_start = g_value_get_double(value); break;
-      case PROP_SPACING_POWER: s.spacing_power = g_value_get_double(value); break;
-      case PROP_CORRECTOR_STEPS: s.corrector_steps = g_value_get_uint(value); break;
-      case PROP_CORRECTOR_SNR: s.corrector_snr = g_value_get_double(value); break;
+      case PROP_GUIDANCE: s.sampling.guidance = g_value_get_double(value); break;
+      case PROP_STEPS: s.sampling.steps = g_value_get_uint(value); break;
+      case PROP_ETA: s.sampling.eta = g_value_get_double(value); break;
+      case PROP_T_START: s.sampling.t_start = g_value_get_double(value); break;
+      case PROP_SPACING_POWER: s.sampling.spacing_power = g_value_get_double(value); break;
+      case PROP_CORRECTOR_STEPS: s.sampling.corrector_steps = g_value_get_uint(value); break;
+      case PROP_CORRECTOR_SNR: s.sampling.corrector_snr = g_value_get_double(value); break;
       case PROP_SEED: s.seed = g_value_get_uint64(value); break;
-      case PROP_SAMPLER: s.sampler = static_cast<Sampler>(g_value_get_enum(value)); break;
+      case PROP_SAMPLER: s.sampling.sampler = static_cast<Sampler>(g_value_get_enum(value)); break;
       case PROP_BATCH: s.batch = g_value_get_uint(value); break;
       case PROP_TRAJECTORY: s.trajectory = g_value_get_boolean(value); break;
       case PROP_IS_LIVE:
@@ -577,15 +550,15 @@ void get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *psp
     case PROP_DEVICE: g_value_set_string(value, p.device.c_str()); break;
     case PROP_THREADS: g_value_set_int(value, p.threads); break;
     case PROP_LABEL: g_value_set_string(value, s.label.c_str()); break;
-    case PROP_GUIDANCE: g_value_set_double(value, s.guidance); break;
-    case PROP_STEPS: g_value_set_uint(value, s.steps); break;
-    case PROP_ETA: g_value_set_double(value, s.eta); break;
-    case PROP_T_START: g_value_set_double(value, s.t_start); break;
-    case PROP_SPACING_POWER: g_value_set_double(value, s.spacing_power); break;
-    case PROP_CORRECTOR_STEPS: g_value_set_uint(value, s.corrector_steps); break;
-    case PROP_CORRECTOR_SNR: g_value_set_double(value, s.corrector_snr); break;
+    case PROP_GUIDANCE: g_value_set_double(value, s.sampling.guidance); break;
+    case PROP_STEPS: g_value_set_uint(value, static_cast<guint>(s.sampling.steps)); break;
+    case PROP_ETA: g_value_set_double(value, s.sampling.eta); break;
+    case PROP_T_START: g_value_set_double(value, s.sampling.t_start); break;
+    case PROP_SPACING_POWER: g_value_set_double(value, s.sampling.spacing_power); break;
+    case PROP_CORRECTOR_STEPS: g_value_set_uint(value, static_cast<guint>(s.sampling.corrector_steps)); break;
+    case PROP_CORRECTOR_SNR: g_value_set_double(value, s.sampling.corrector_snr); break;
     case PROP_SEED: g_value_set_uint64(value, s.seed); break;
-    case PROP_SAMPLER: g_value_set_enum(value, static_cast<gint>(s.sampler)); break;
+    case PROP_SAMPLER: g_value_set_enum(value, static_cast<gint>(s.sampling.sampler)); break;
     case PROP_BATCH: g_value_set_uint(value, s.batch); break;
     case PROP_TRAJECTORY: g_value_set_boolean(value, s.trajectory); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
@@ -630,7 +603,7 @@ static void gst_cff_generate_class_init(GstCffGenerateClass *klass) {
       g_param_spec_double("guidance", "Guidance",
                           "Guidance scale w: 0 = unconditional force, 1 = the paper's conditional force, > 1 stronger "
                           "(centripetal sampler)",
-                          0.0, 100.0, kDefaultGuidance, playing));
+                          0.0, 100.0, kSamplerDefaults.guidance, playing));
   g_object_class_install_property(
       gobject_class, PROP_GUIDE_MODEL,
       g_param_spec_string("guide-model", "Guide model",
@@ -639,35 +612,35 @@ static void gst_cff_generate_class_init(GstCffGenerateClass *klass) {
                           nullptr, ready));
   g_object_class_install_property(
       gobject_class, PROP_STEPS,
-      g_param_spec_uint("steps", "Steps", "Sampler steps per image", 1, 100000, kDefaultSteps, playing));
+      g_param_spec_uint("steps", "Steps", "Sampler steps per image", 1, 100000, static_cast<guint>(kSamplerDefaults.steps), playing));
   g_object_class_install_property(
       gobject_class, PROP_ETA,
       g_param_spec_double("eta", "Eta",
                           "Centripetal sampler: 0 = deterministic path, 1 = fresh noise at every step", 0.0, 10.0,
-                          kDefaultEta, playing));
+                          kSamplerDefaults.eta, playing));
   g_object_class_install_property(
       gobject_class, PROP_T_START,
       g_param_spec_double("t-start", "Start time",
                           "Centripetal sampler: the noise is taken as x_t at this time of the model's schedule "
                           "(at most its T, usually 1000)",
-                          0.001, 1e6, kDefaultTStart, playing));
+                          0.001, 1e6, kSamplerDefaults.t_start, playing));
   g_object_class_install_property(
       gobject_class, PROP_SPACING_POWER,
       g_param_spec_double("spacing-power", "Step spacing",
                           "Centripetal sampler: step k of the steps leaves time t-start * ((steps - k) / steps)^P; "
                           "1 = evenly spaced, 2 = more of the steps near the image, where detail forms",
-                          0.25, 4.0, kDefaultSpacingPower, playing));
+                          0.25, 4.0, kSamplerDefaults.spacing_power, playing));
   g_object_class_install_property(
       gobject_class, PROP_CORRECTOR_STEPS,
       g_param_spec_uint("corrector-steps", "Corrector steps",
                         "Centripetal sampler: Langevin corrector steps after each step but the last (each costs one more model "
                         "pass)",
-                        0, 100, kDefaultCorrectorSteps, playing));
+                        0, 100, static_cast<guint>(kSamplerDefaults.corrector_steps), playing));
   g_object_class_install_property(
       gobject_class, PROP_CORRECTOR_SNR,
       g_param_spec_double("corrector-snr", "Corrector SNR",
                           "Centripetal sampler: signal-to-noise ratio that sizes each corrector step", 0.001, 1.0,
-                          kDefaultCorrectorSnr, playing));
+                          kSamplerDefaults.corrector_snr, playing));
   g_object_class_install_property(
       gobject_class, PROP_SEED,
       g_param_spec_uint64("seed", "Seed",

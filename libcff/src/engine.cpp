@@ -209,15 +209,12 @@ Engine::Generated Engine::generate(const std::vector<int> &labels, const std::ve
     }
   }
   const bool centripetal = options.sampler == Sampler::centripetal;
-  if (centripetal ? options.steps < 1 : options.steps < 0) throw std::invalid_argument("generate: too few steps");
   const auto &schedule = impl_->model.metadata.schedule;
-  if (centripetal && !(options.t_start > 0.0 && options.t_start <= static_cast<double>(schedule.steps()))) {
-    throw std::invalid_argument("generate: t_start must be in (0, " + std::to_string(schedule.steps()) + "]");
+  try {
+    options.validate(static_cast<double>(schedule.steps()));
+  } catch (const std::invalid_argument &e) {
+    throw std::invalid_argument(std::string("generate: ") + e.what());
   }
-  if (centripetal && options.eta < 0.0) throw std::invalid_argument("generate: eta must be >= 0");
-  if (centripetal && !(options.spacing_power > 0.0)) throw std::invalid_argument("generate: spacing power must be > 0");
-  if (centripetal && options.corrector_steps < 0) throw std::invalid_argument("generate: corrector steps must be >= 0");
-  if (centripetal && !(options.corrector_snr > 0.0)) throw std::invalid_argument("generate: corrector SNR must be > 0");
   Engine *guide = centripetal && options.guide && conditional ? options.guide.get() : nullptr;
   if (guide) {
     const auto &g = guide->info();
@@ -252,15 +249,8 @@ Engine::Generated Engine::generate(const std::vector<int> &labels, const std::ve
     const std::vector<int64_t> chw = {info.channels, info.height, info.width};
     switch (options.sampler) {
       case Sampler::centripetal: {
-        CentripetalOptions o;
-        o.steps = options.steps;
-        o.eta = options.eta;
-        o.seed = seeds[0];
+        auto o = centripetal_options(options, seeds[0]);
         o.labels = label_tensor;
-        o.guidance = options.guidance;
-        o.spacing_power = options.spacing_power;
-        o.corrector_steps = options.corrector_steps;
-        o.corrector_snr = options.corrector_snr;
         if (guide) {
           const c10::Device guide_device = guide->impl_->model.device;
           o.guide = [f = guide->impl_->logits, guide_device](const torch::Tensor &x) {

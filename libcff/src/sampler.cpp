@@ -7,6 +7,19 @@
 #include <torch/autograd.h>
 
 namespace cff {
+
+CentripetalOptions centripetal_options(const SamplerSettings &settings, uint64_t seed) {
+  CentripetalOptions options;
+  options.steps = settings.steps;
+  options.eta = settings.eta;
+  options.t_start = settings.t_start;
+  options.seed = seed;
+  options.guidance = settings.guidance;
+  options.spacing_power = settings.spacing_power;
+  options.corrector_steps = settings.corrector_steps;
+  options.corrector_snr = settings.corrector_snr;
+  return options;
+}
 namespace {
 
 at::Generator cpu_generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }

@@ -261,3 +261,65 @@ TEST(Denoise, ZeroSigmaPassesThroughAndNanSigmaThrows) {
   EXPECT_TRUE(torch::equal(out, x));
   EXPECT_THROW(denoise(f, CosineSchedule(), x, torch::full({2}, NAN)), std::invalid_argument);
 }
+
+// The sampler names and settings every caller shares (sampler_defaults.h): one name per kind both ways,
+// an unknown name is an error naming the known ones, and validation names the first bad setting.
+TEST(SamplerSettings, NamesRoundTripAndBadSettingsAreNamed) {
+  ASSERT_EQ(sampler_names(), (std::vector<std::string>{"centripetal", "langevin", "ascent"}));
+  for (const auto &name : sampler_names()) EXPECT_EQ(sampler_name(parse_sampler(name)), name);
+  try {
+    parse_sampler("sgld");
+    FAIL() << "an unknown sampler was accepted";
+  } catch (const std::invalid_argument &e) {
+    EXPECT_NE(std::string(e.what()).find("'sgld'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("centripetal, langevin or ascent"), std::string::npos) << e.what();
+  }
+  const SamplerSettings defaults;
+  EXPECT_EQ(defaults.steps, CentripetalDefaults::steps);
+  EXPECT_EQ(defaults.t_start, CentripetalDefaults::t_start);
+  EXPECT_NO_THROW(defaults.validate(1000));
+  auto expect_bad = [](SamplerSettings s, const std::string &field) {
+    try {
+      s.validate(1000);
+      FAIL() << field << " was accepted";
+    } catch (const std::invalid_argument &e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  };
+  SamplerSettings s;
+  s.t_start = 1500;  // above the schedule's T
+  expect_bad(s, "t_start must be in (0, 1000]");
+  s = {};
+  s.steps = 0;
+  expect_bad(s, "steps");
+  s = {};
+  s.corrector_snr = 0;
+  expect_bad(s, "corrector SNR");
+  s = {};
+  s.guidance = -1;
+  expect_bad(s, "guidance");
+  // The baselines ignore the centripetal fields and accept zero steps.
+  s = {};
+  s.sampler = SamplerKind::langevin;
+  s.steps = 0;
+  s.t_start = -5;
+  EXPECT_NO_THROW(s.validate(1000));
+  // centripetal_options carries every centripetal field.
+  s = {};
+  s.steps = 7;
+  s.eta = 0.25;
+  s.t_start = 640;
+  s.guidance = 2;
+  s.spacing_power = 1.5;
+  s.corrector_steps = 3;
+  s.corrector_snr = 0.3;
+  const auto o = centripetal_options(s, 99);
+  EXPECT_EQ(o.steps, 7);
+  EXPECT_EQ(o.eta, 0.25);
+  EXPECT_EQ(o.t_start, 640);
+  EXPECT_EQ(o.guidance, 2);
+  EXPECT_EQ(o.spacing_power, 1.5);
+  EXPECT_EQ(o.corrector_steps, 3);
+  EXPECT_EQ(o.corrector_snr, 0.3);
+  EXPECT_EQ(o.seed, 99u);
+}

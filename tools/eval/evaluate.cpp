@@ -32,15 +32,9 @@ using Clock = std::chrono::steady_clock;
 
 // The centripetal sampler as the options ask for it (labels and guidance are set by the caller).
 CentripetalOptions centripetal_options(const EvalOptions &o, int64_t steps, uint64_t seed) {
-  CentripetalOptions options;
-  options.steps = steps;
-  options.seed = seed;
-  options.t_start = o.t_start;
-  options.eta = o.eta;
-  options.spacing_power = o.spacing_power;
-  options.corrector_steps = o.corrector_steps;
-  options.corrector_snr = o.corrector_snr;
-  return options;
+  SamplerSettings settings = o.centripetal;
+  settings.steps = steps;
+  return cff::centripetal_options(settings, seed);
 }
 
 std::string shape_text(int64_t c, int64_t h, int64_t w) {
@@ -264,9 +258,12 @@ json ood_part(Context &c, const std::vector<OodSet> &sets) {
     const auto &set = sets[i];
     c.progress("OOD " + set.name + ": scoring " + std::to_string(set.images.size(0)) + " images");
     const auto out = scores_of(detector, cff::data::batched_ood_inputs(c.model, set.images, o.batch));
-    std::string stem = file_stem(set.name);
-    if (!stems.insert(stem).second) stem += "-" + std::to_string(i);
     const std::string display = cff::data::ood_set_label(set.name);
+    // Named as reported ("digits/test" -> "digits-test"), not after the split folder alone.
+    std::string label = display;
+    std::replace(label.begin(), label.end(), '/', '-');
+    std::string stem = file_stem(label);
+    if (!stems.insert(stem).second) stem += "-" + std::to_string(i);
     std::optional<plot::Marker> marker;
     const auto energy_threshold = detector.threshold("energy");
     if (energy_threshold) marker = plot::Marker{*energy_threshold, "threshold " + format("%.3g", *energy_threshold)};
@@ -312,6 +309,11 @@ json ood_part(Context &c, const std::vector<OodSet> &sets) {
 
 json generation_part(Context &c) {
   const auto &o = c.options;
+  try {
+    o.centripetal.validate(static_cast<double>(c.model.metadata.schedule.steps()));
+  } catch (const std::invalid_argument &e) {
+    throw std::runtime_error(std::string("centripetal sampler settings: ") + e.what());
+  }
   const int64_t k = c.model.num_classes();
   const int64_t per_class = std::max<int64_t>(1, o.samples / k), n = per_class * k;
   const auto labels = torch::arange(k, torch::kLong).repeat_interleave(per_class);
@@ -320,16 +322,16 @@ json generation_part(Context &c) {
   const json sampler_settings = {
       {"centripetal",
        {{"start", "Gaussian noise"},
-        {"eta", o.eta},
-        {"t_start", o.t_start},
-        {"guidance", o.guidance},
-        {"spacing_power", o.spacing_power},
-        {"corrector_steps", o.corrector_steps},
-        {"corrector_snr", o.corrector_snr}}},
+        {"eta", o.centripetal.eta},
+        {"t_start", o.centripetal.t_start},
+        {"guidance", o.centripetal.guidance},
+        {"spacing_power", o.centripetal.spacing_power},
+        {"corrector_steps", o.centripetal.corrector_steps},
+        {"corrector_snr", o.centripetal.corrector_snr}}},
       {"langevin", {{"start", "uniform noise"}, {"step_size", langevin.step_size}, {"noise", langevin.noise}}},
       {"ascent", {{"start", "uniform noise"}, {"step_size", ascent.step_size}}}};
   json samplers = json::object();
-  for (const auto &name : o.samplers) samplers[name] = sampler_settings.at(name);
+  for (const auto kind : o.samplers) samplers[sampler_name(kind)] = sampler_settings.at(sampler_name(kind));
   json result = {{"samples", n}, {"per_class", per_class}, {"samplers", samplers}};
   std::optional<GaussianStatistics> reference;
   if (c.judge) {
@@ -380,7 +382,8 @@ json generation_part(Context &c) {
   };
 
   json runs = json::array();
-  for (const auto &sampler : o.samplers) {
+  for (const auto kind : o.samplers) {
+    const std::string sampler = sampler_name(kind);
     for (const int64_t steps : o.steps) {
       const auto start = Clock::now();
       std::vector<torch::Tensor> parts;
@@ -390,12 +393,11 @@ json generation_part(Context &c) {
         const uint64_t seed = o.seed + 1000003ULL * static_cast<uint64_t>(steps) + static_cast<uint64_t>(i);
         const auto batch_labels = labels.slice(0, i, end).to(c.device);
         torch::Tensor batch;
-        if (sampler == "centripetal") {
+        if (kind == SamplerKind::centripetal) {
           auto options = centripetal_options(o, steps, seed);
           options.labels = batch_labels;
-          options.guidance = o.guidance;
           batch = sample_centripetal(c.f, c.model.metadata.schedule, end - i, c.chw(), options, c.device);
-        } else if (sampler == "langevin") {
+        } else if (kind == SamplerKind::langevin) {
           LangevinOptions options;
           options.steps = steps;
           options.seed = seed;
@@ -436,7 +438,7 @@ json generation_part(Context &c) {
         for (int64_t j = 0; j < columns; ++j) shown.push_back(y * per_class + j);
       }
       // Centripetal grids keep their plain names (samples-50-steps.png); the baselines are prefixed.
-      const std::string prefix = sampler == "centripetal" ? "samples-" : "samples-" + sampler + "-";
+      const std::string prefix = kind == SamplerKind::centripetal ? "samples-" : "samples-" + sampler + "-";
       run["grid_png"] = c.save(prefix + std::to_string(steps) + "-steps.png",
                                cff::data::make_grid(samples.index_select(0, torch::tensor(shown, torch::kLong)), columns, 2));
       runs.push_back(run);

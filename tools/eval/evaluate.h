@@ -27,13 +27,10 @@ struct EvalOptions {
   std::vector<int64_t> steps = {10, 20, 50};
   // Samplers compared at each step count (same count = same number of force evaluations, so the
   // same time budget): centripetal (ours), langevin (SGLD as in JEM) and ascent (gradient ascent).
-  std::vector<std::string> samplers = {"centripetal"};
-  double guidance = 1.0;                 // centripetal: guidance scale w (METHOD.md; 1 = plain conditional)
-  double t_start = CentripetalDefaults::t_start;  // centripetal: start time
-  double eta = CentripetalDefaults::eta;          // centripetal: 0 = deterministic, 1 = fresh noise each step
-  double spacing_power = CentripetalDefaults::spacing_power;    // centripetal: 1 = even in t, 2 = denser near 0
-  int64_t corrector_steps = CentripetalDefaults::corrector_steps;  // centripetal: Langevin corrector steps
-  double corrector_snr = CentripetalDefaults::corrector_snr;    // centripetal: corrector signal-to-noise ratio
+  std::vector<SamplerKind> samplers = {SamplerKind::centripetal};
+  // The centripetal sampler's settings (eta, t_start, guidance, spacing, corrector); its steps field is
+  // replaced by each of `steps`.
+  SamplerSettings centripetal;
   bool unconditional = false;            // also unconditional centripetal samples (no label) at each step count
   int64_t samples = 500;                 // generated per step count, split evenly over the classes (500 keeps a default run to a few minutes)
   int64_t fid_images = 1000;             // test images that the generated features are compared with

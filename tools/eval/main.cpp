@@ -70,36 +70,39 @@ int main(int argc, char **argv) {
        [&](auto v) {
          o.samplers.clear();
          for (const auto &s : split("samplers", v)) {
-           if (s != "centripetal" && s != "langevin" && s != "ascent") {
-             throw UsageError("--samplers: '" + s + "' is not one of centripetal, langevin, ascent");
+           cff::SamplerKind kind;
+           try {
+             kind = cff::parse_sampler(s);
+           } catch (const std::invalid_argument &e) {
+             throw UsageError(std::string("--samplers: ") + e.what());
            }
-           if (std::find(o.samplers.begin(), o.samplers.end(), s) == o.samplers.end()) o.samplers.push_back(s);
+           if (std::find(o.samplers.begin(), o.samplers.end(), kind) == o.samplers.end()) o.samplers.push_back(kind);
          }
        }},
       {"guidance", "W", "centripetal sampler: guidance scale w (1 = plain conditional force) [1]", [&](auto v) {
-         o.guidance = to_double("guidance", v);
-         if (!(o.guidance >= 0 && o.guidance <= 100)) throw UsageError("--guidance: must be in 0..100");
+         o.centripetal.guidance = to_double("guidance", v);
+         if (!(o.centripetal.guidance >= 0 && o.centripetal.guidance <= 100)) throw UsageError("--guidance: must be in 0..100");
        }},
-      {"t-start", "T", "centripetal sampler: start time in (0, T of the model's schedule] [" + shown(o.t_start) + "]", [&](auto v) {
-         o.t_start = to_double("t-start", v);
-         if (!(o.t_start > 0)) throw UsageError("--t-start: must be positive");
+      {"t-start", "T", "centripetal sampler: start time in (0, T of the model's schedule] [" + shown(o.centripetal.t_start) + "]", [&](auto v) {
+         o.centripetal.t_start = to_double("t-start", v);
+         if (!(o.centripetal.t_start > 0)) throw UsageError("--t-start: must be positive");
        }},
-      {"eta", "X", "centripetal sampler: 0 = deterministic path, 1 = fresh noise each step [" + shown(o.eta) + "]", [&](auto v) {
-         o.eta = to_double("eta", v);
-         if (!(o.eta >= 0 && o.eta <= 1)) throw UsageError("--eta: must be in 0..1");
+      {"eta", "X", "centripetal sampler: 0 = deterministic path, 1 = fresh noise each step [" + shown(o.centripetal.eta) + "]", [&](auto v) {
+         o.centripetal.eta = to_double("eta", v);
+         if (!(o.centripetal.eta >= 0 && o.centripetal.eta <= 1)) throw UsageError("--eta: must be in 0..1");
        }},
       {"spacing-power", "P", "centripetal sampler: step k of S leaves t = t-start * ((S - k) / S)^P; 1 = even, 2 = denser near the data [" +
-           shown(o.spacing_power) + "]",
+           shown(o.centripetal.spacing_power) + "]",
        [&](auto v) {
-         o.spacing_power = to_double("spacing-power", v);
-         if (!(o.spacing_power >= 0.25 && o.spacing_power <= 4)) throw UsageError("--spacing-power: must be in 0.25..4");
+         o.centripetal.spacing_power = to_double("spacing-power", v);
+         if (!(o.centripetal.spacing_power >= 0.25 && o.centripetal.spacing_power <= 4)) throw UsageError("--spacing-power: must be in 0.25..4");
        }},
       {"corrector-steps", "N", "centripetal sampler: Langevin corrector steps after each step but the last (each one more pass) [" +
-           shown(static_cast<double>(o.corrector_steps)) + "]",
-       [&](auto v) { o.corrector_steps = to_int("corrector-steps", v, 0); }},
-      {"corrector-snr", "R", "centripetal sampler: corrector signal-to-noise ratio, sets its step size [" + shown(o.corrector_snr) + "]", [&](auto v) {
-         o.corrector_snr = to_double("corrector-snr", v);
-         if (!(o.corrector_snr > 0 && o.corrector_snr <= 1)) throw UsageError("--corrector-snr: must be in (0, 1]");
+           shown(static_cast<double>(o.centripetal.corrector_steps)) + "]",
+       [&](auto v) { o.centripetal.corrector_steps = to_int("corrector-steps", v, 0); }},
+      {"corrector-snr", "R", "centripetal sampler: corrector signal-to-noise ratio, sets its step size [" + shown(o.centripetal.corrector_snr) + "]", [&](auto v) {
+         o.centripetal.corrector_snr = to_double("corrector-snr", v);
+         if (!(o.centripetal.corrector_snr > 0 && o.centripetal.corrector_snr <= 1)) throw UsageError("--corrector-snr: must be in (0, 1]");
        }},
       {"unconditional", "", "also generate without a label (centripetal, w = 0) at each step count: judge confidence, class coverage, FID",
        [&](auto) { o.unconditional = true; }},

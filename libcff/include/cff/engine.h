@@ -95,16 +95,9 @@ class Engine {
 
   // Generation (METHOD.md "Sampling"). Images come back in the model's input space, like classify's
   // inputs: pixels are p = 255 * (x * std + mean).
-  enum class Sampler { centripetal, langevin, ascent };
-  struct GenerateOptions {
-    Sampler sampler = Sampler::centripetal;
-    int steps = static_cast<int>(CentripetalDefaults::steps);  // sampler steps (>= 1; langevin/ascent accept 0)
-    double eta = CentripetalDefaults::eta;          // centripetal: 0 = deterministic path, 1 = fresh noise each step
-    double t_start = CentripetalDefaults::t_start;  // centripetal: start time in (0, T]
-    double guidance = 1.0;       // centripetal: guidance scale w (0 = unconditional force)
-    double spacing_power = CentripetalDefaults::spacing_power;  // centripetal: step spacing (sampler.h)
-    int corrector_steps = static_cast<int>(CentripetalDefaults::corrector_steps);  // centripetal: corrector steps
-    double corrector_snr = CentripetalDefaults::corrector_snr;  // centripetal: corrector SNR
+  using Sampler = SamplerKind;
+  // The sampler settings (sampler_defaults.h, validated by generate), and what only the engine takes.
+  struct GenerateOptions : SamplerSettings {
     // Optional decoupled guide (centripetal only): its log p(y|x) gradient steers. It must take the
     // same C x H x W and have the same number of classes. May be this engine itself.
     std::shared_ptr<Engine> guide;

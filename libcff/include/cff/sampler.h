@@ -41,6 +41,10 @@ struct CentripetalOptions {
   StepCallback on_step;       // optional, e.g. to record a trajectory
 };
 
+// The centripetal options for `settings` (its centripetal fields) and a seed; labels, guide and on_step
+// are the caller's.
+CentripetalOptions centripetal_options(const SamplerSettings &settings, uint64_t seed);
+
 // Generates N samples of shape [C, H, W] from x ~ N(0, I). Returns x_0 in [-1, 1] (when clip).
 torch::Tensor sample_centripetal(const LogitsFunction &f, const CosineSchedule &schedule, int64_t n,
                                  c10::IntArrayRef chw, const CentripetalOptions &options,

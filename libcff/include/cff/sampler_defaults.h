@@ -1,9 +1,12 @@
-// Defaults of the centripetal sampler, shared by libcff's sampler (sampler.h), its engine (engine.h)
-// and the tools, in a header without LibTorch so that the GStreamer elements can include it.
-// The values are the measured choice of docs/recipe.md.
+// The sampler settings every caller passes through (the engine, cffgenerate, cff-eval), their names and
+// their validation, and the defaults of the centripetal sampler, shared by libcff's sampler (sampler.h),
+// its engine (engine.h) and the tools, in a header without LibTorch so that the GStreamer elements can
+// include it. The default values are the measured choice of docs/recipe.md.
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace cff {
 
@@ -20,6 +23,32 @@ struct CentripetalDefaults {
   static constexpr double spacing_power = 1.0;
   static constexpr int64_t corrector_steps = 1;
   static constexpr double corrector_snr = 0.2;
+};
+
+// The samplers: the centripetal one (ours, sampler.h) and the seed papers' baselines (SGLD as in JEM,
+// normalised gradient ascent), both from uniform noise.
+enum class SamplerKind { centripetal, langevin, ascent };
+
+// "centripetal", "langevin", "ascent", in enum order.
+const std::vector<std::string> &sampler_names();
+std::string sampler_name(SamplerKind kind);
+// Throws std::invalid_argument naming the unknown name and the known ones.
+SamplerKind parse_sampler(const std::string &name);
+
+// What a caller chooses about one generation. The centripetal fields are ignored by the baselines;
+// centripetal_options() (sampler.h) is the one mapping to libcff's sampler options.
+struct SamplerSettings {
+  SamplerKind sampler = SamplerKind::centripetal;
+  int64_t steps = CentripetalDefaults::steps;            // sampler steps (>= 1; langevin/ascent accept 0)
+  double eta = CentripetalDefaults::eta;                 // centripetal: 0 = deterministic path, 1 = fresh noise each step
+  double t_start = CentripetalDefaults::t_start;         // centripetal: start time in (0, T]
+  double guidance = 1.0;                                 // centripetal: guidance scale w (0 = unconditional force)
+  double spacing_power = CentripetalDefaults::spacing_power;    // centripetal: step spacing (sampler.h)
+  int64_t corrector_steps = CentripetalDefaults::corrector_steps;  // centripetal: Langevin corrector steps
+  double corrector_snr = CentripetalDefaults::corrector_snr;    // centripetal: corrector SNR
+
+  // Throws std::invalid_argument naming the first setting out of range; t_max is the schedule's T.
+  void validate(double t_max) const;
 };
 
 }  // namespace cff
