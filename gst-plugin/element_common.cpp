@@ -1,6 +1,6 @@
 #include "element_common.h"
 
-#include <gst/gst.h>
+#include <exception>
 
 void cff_install_model_properties(GObjectClass *gobject_class, guint prop_model, const char *model_blurb) {
   const auto ready = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
@@ -17,3 +17,79 @@ void cff_install_model_properties(GObjectClass *gobject_class, guint prop_model,
                        "CPU threads for inference (0 = one per core). LibTorch's thread count is process-wide", 0,
                        1024, 0, ready));
 }
+
+namespace cff::gst {
+
+bool set_model_property(GObject *object, ModelSettings &settings, guint prop_model, guint prop_id, const GValue *value) {
+  if (prop_id < prop_model || prop_id > prop_model + 2) return false;
+  GST_OBJECT_LOCK(object);
+  if (prop_id == prop_model) {
+    const gchar *s = g_value_get_string(value);
+    settings.model_path = s ? s : "";
+  } else if (prop_id == prop_model + 1) {
+    const gchar *s = g_value_get_string(value);
+    settings.device = s ? s : "auto";
+  } else {
+    settings.threads = g_value_get_int(value);
+  }
+  GST_OBJECT_UNLOCK(object);
+  return true;
+}
+
+bool get_model_property(GObject *object, const ModelSettings &settings, guint prop_model, guint prop_id, GValue *value) {
+  if (prop_id < prop_model || prop_id > prop_model + 2) return false;
+  GST_OBJECT_LOCK(object);
+  if (prop_id == prop_model) {
+    g_value_set_string(value, settings.model_path.empty() ? nullptr : settings.model_path.c_str());
+  } else if (prop_id == prop_model + 1) {
+    g_value_set_string(value, settings.device.c_str());
+  } else {
+    g_value_set_int(value, settings.threads);
+  }
+  GST_OBJECT_UNLOCK(object);
+  return true;
+}
+
+ModelSettings snapshot(GObject *object, const ModelSettings &settings) {
+  GST_OBJECT_LOCK(object);
+  ModelSettings copy = settings;
+  GST_OBJECT_UNLOCK(object);
+  return copy;
+}
+
+std::shared_ptr<cff::Engine> acquire_engine(GstElement *element, const std::string &path, const ModelSettings &settings,
+                                            const char *what) {
+  if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) {
+    GST_ELEMENT_ERROR(element, RESOURCE, NOT_FOUND, ("%s file '%s' not found", what, path.c_str()), (nullptr));
+    return nullptr;
+  }
+  try {
+    return cff::Engine::acquire(path, settings.device, settings.threads);
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(element, RESOURCE, SETTINGS, ("Cannot load %s file '%s': %s", what, path.c_str(), e.what()),
+                      (nullptr));
+    return nullptr;
+  }
+}
+
+std::shared_ptr<cff::Engine> acquire_model(GstElement *element, const ModelSettings &settings) {
+  if (settings.model_path.empty()) {
+    GST_ELEMENT_ERROR(element, RESOURCE, SETTINGS, ("No model file set"),
+                      ("set the 'model' property to a cff model file"));
+    return nullptr;
+  }
+  auto engine = acquire_engine(element, settings.model_path, settings, "Model");
+  if (engine && engine->info().channels != 1 && engine->info().channels != 3) {
+    GST_ELEMENT_ERROR(element, RESOURCE, SETTINGS,
+                      ("Model file '%s' works on %d-channel images; %s handles 1 (grey) or 3 (RGB)",
+                       settings.model_path.c_str(), engine->info().channels,
+                       gst_element_get_factory(element)
+                           ? gst_plugin_feature_get_name(GST_PLUGIN_FEATURE(gst_element_get_factory(element)))
+                           : "the element"),
+                      (nullptr));
+    return nullptr;
+  }
+  return engine;
+}
+
+}  // namespace cff::gst

@@ -1,9 +1,44 @@
-// What the cff elements share at the GObject level.
+// What the cff elements share: the model, device and threads properties, and loading the shared
+// engine in start() with the errors a user sees.
 #pragma once
 
-#include <glib-object.h>
+#include <memory>
+#include <string>
+
+#include <gst/gst.h>
+
+#include "cff/engine.h"
 
 // Installs the three properties every cff element has, with ids prop_model (the model file),
 // prop_model + 1 (device) and prop_model + 2 (LibTorch threads), all changeable up to READY.
 // `model_blurb` says what the element does with the model.
 void cff_install_model_properties(GObjectClass *gobject_class, guint prop_model, const char *model_blurb);
+
+namespace cff::gst {
+
+// The values of those three properties. Set and read under the element's object lock.
+struct ModelSettings {
+  std::string model_path;
+  std::string device = "auto";
+  int threads = 0;
+};
+
+// set_property / get_property for the three properties (ids as installed above): true when prop_id
+// was one of them.
+bool set_model_property(GObject *object, ModelSettings &settings, guint prop_model, guint prop_id, const GValue *value);
+bool get_model_property(GObject *object, const ModelSettings &settings, guint prop_model, guint prop_id, GValue *value);
+
+// A copy taken under the object lock, for start().
+ModelSettings snapshot(GObject *object, const ModelSettings &settings);
+
+// The shared engine for `path` on the settings' device and threads; `what` names the file in errors
+// ("Model", "Guide model"). Posts GST_ELEMENT_ERROR (RESOURCE NOT_FOUND for a missing file, SETTINGS when
+// it cannot load, naming the path and the reason) and returns null on failure.
+std::shared_ptr<cff::Engine> acquire_engine(GstElement *element, const std::string &path, const ModelSettings &settings,
+                                            const char *what);
+
+// The element's own model: as acquire_engine, after "No model file set" when the property is empty, and
+// refused unless it has 1 or 3 channels (the frames the elements read and write).
+std::shared_ptr<cff::Engine> acquire_model(GstElement *element, const ModelSettings &settings);
+
+}  // namespace cff::gst

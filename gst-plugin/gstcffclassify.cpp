@@ -97,9 +97,7 @@ GType roi_mode_get_type() {
 // The element's C++ state. Settings read by the streaming thread are atomics; the model, device
 // and threads are only read in start(), under the object lock.
 struct Private {
-  std::string model_path;
-  std::string device = "auto";
-  int threads = 0;
+  cff::gst::ModelSettings model;  // model, device, threads: read in start(), under the object lock
   std::atomic<double> ood_threshold{std::numeric_limits<double>::quiet_NaN()};
   std::atomic<int> top_k{kDefaultTopK};
   std::atomic<guint> interval{kDefaultInterval};
@@ -193,40 +191,14 @@ gboolean start(GstBaseTransform *trans) {
   auto *self = GST_CFF_CLASSIFY(trans);
   auto &p = *self->priv;
   try {
-    std::string path, device;
-    int threads = 0, score = SCORE_AUTO;
+    const auto settings = cff::gst::snapshot(G_OBJECT(self), p.model);
+    const std::string &path = settings.model_path;
     GST_OBJECT_LOCK(self);
-    path = p.model_path;
-    device = p.device;
-    threads = p.threads;
-    score = p.score;
+    const int score = p.score;
     GST_OBJECT_UNLOCK(self);
-
-    if (path.empty()) {
-      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No model file set"),
-                        ("set the 'model' property to a cff model file"));
-      return FALSE;
-    }
-    if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) {
-      GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("Model file '%s' not found", path.c_str()), (nullptr));
-      return FALSE;
-    }
-    try {
-      p.engine = cff::Engine::acquire(path, device, threads);
-    } catch (const std::exception &e) {
-      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Cannot load model file '%s': %s", path.c_str(), e.what()),
-                        (nullptr));
-      return FALSE;
-    }
+    p.engine = cff::gst::acquire_model(GST_ELEMENT(self), settings);
+    if (!p.engine) return FALSE;
     const auto &info = p.engine->info();
-    if (info.channels != 1 && info.channels != 3) {
-      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
-                        ("Model file '%s' takes %d channels; cffclassify handles 1 or 3", path.c_str(),
-                         info.channels),
-                        (nullptr));
-      p.engine.reset();
-      return FALSE;
-    }
     const std::string score_name = score == SCORE_AUTO ? info.ood_recommended : score_mode_name(score);
     p.score_index = info.ood_score_index(score_name);
     if (p.score_index < 0) {
@@ -374,26 +346,8 @@ void set_property(GObject *object, guint prop_id, const GValue *value, GParamSpe
   auto *self = GST_CFF_CLASSIFY(object);
   auto &p = *self->priv;
   try {
+    if (cff::gst::set_model_property(object, p.model, PROP_MODEL, prop_id, value)) return;
     switch (prop_id) {
-      case PROP_MODEL: {
-        const gchar *s = g_value_get_string(value);
-        GST_OBJECT_LOCK(self);
-        p.model_path = s ? s : "";
-        GST_OBJECT_UNLOCK(self);
-        break;
-      }
-      case PROP_DEVICE: {
-        const gchar *s = g_value_get_string(value);
-        GST_OBJECT_LOCK(self);
-        p.device = s ? s : "auto";
-        GST_OBJECT_UNLOCK(self);
-        break;
-      }
-      case PROP_THREADS:
-        GST_OBJECT_LOCK(self);
-        p.threads = g_value_get_int(value);
-        GST_OBJECT_UNLOCK(self);
-        break;
       case PROP_OOD_THRESHOLD: p.ood_threshold = g_value_get_double(value); break;
       case PROP_TOP_K: p.top_k = static_cast<int>(g_value_get_uint(value)); break;
       case PROP_INTERVAL: p.interval = g_value_get_uint(value); break;
@@ -415,22 +369,8 @@ void set_property(GObject *object, guint prop_id, const GValue *value, GParamSpe
 void get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
   auto *self = GST_CFF_CLASSIFY(object);
   auto &p = *self->priv;
+  if (cff::gst::get_model_property(object, p.model, PROP_MODEL, prop_id, value)) return;
   switch (prop_id) {
-    case PROP_MODEL:
-      GST_OBJECT_LOCK(self);
-      g_value_set_string(value, p.model_path.empty() ? nullptr : p.model_path.c_str());
-      GST_OBJECT_UNLOCK(self);
-      break;
-    case PROP_DEVICE:
-      GST_OBJECT_LOCK(self);
-      g_value_set_string(value, p.device.c_str());
-      GST_OBJECT_UNLOCK(self);
-      break;
-    case PROP_THREADS:
-      GST_OBJECT_LOCK(self);
-      g_value_set_int(value, p.threads);
-      GST_OBJECT_UNLOCK(self);
-      break;
     case PROP_OOD_THRESHOLD: g_value_set_double(value, p.ood_threshold.load()); break;
     case PROP_TOP_K: g_value_set_uint(value, static_cast<guint>(p.top_k.load())); break;
     case PROP_INTERVAL: g_value_set_uint(value, p.interval.load()); break;

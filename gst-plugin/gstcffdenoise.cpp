@@ -42,9 +42,7 @@ enum {
 };
 
 struct Private {
-  std::string model_path;
-  std::string device = "auto";
-  int threads = 0;
+  cff::gst::ModelSettings model;  // model, device, threads: read in start(), under the object lock
   std::atomic<double> sigma{kDefaultSigma};
   std::atomic<guint> steps{kDefaultSteps};
   std::atomic<double> strength{kDefaultStrength};
@@ -118,34 +116,11 @@ gboolean start(GstBaseTransform *trans) {
   auto *self = GST_CFF_DENOISE(trans);
   auto &p = *self->priv;
   try {
-    GST_OBJECT_LOCK(self);
-    const std::string path = p.model_path, device = p.device;
-    const int threads = p.threads;
-    GST_OBJECT_UNLOCK(self);
-    if (path.empty()) {
-      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No model file set"),
-                        ("set the 'model' property to a cff model file"));
-      return FALSE;
-    }
-    if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) {
-      GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("Model file '%s' not found", path.c_str()), (nullptr));
-      return FALSE;
-    }
-    try {
-      p.engine = cff::Engine::acquire(path, device, threads);
-    } catch (const std::exception &e) {
-      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Cannot load model file '%s': %s", path.c_str(), e.what()),
-                        (nullptr));
-      return FALSE;
-    }
+    const auto settings = cff::gst::snapshot(G_OBJECT(self), p.model);
+    const std::string &path = settings.model_path;
+    p.engine = cff::gst::acquire_model(GST_ELEMENT(self), settings);
+    if (!p.engine) return FALSE;
     const auto &info = p.engine->info();
-    if (info.channels != 1 && info.channels != 3) {
-      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
-                        ("Model file '%s' takes %d channels; cffdenoise handles 1 or 3", path.c_str(), info.channels),
-                        (nullptr));
-      p.engine.reset();
-      return FALSE;
-    }
     GST_INFO_OBJECT(self, "model %s: %dx%dx%d on %s", path.c_str(), info.channels, info.height, info.width,
                     info.device.c_str());
     return TRUE;
@@ -270,26 +245,8 @@ void set_property(GObject *object, guint prop_id, const GValue *value, GParamSpe
   auto *self = GST_CFF_DENOISE(object);
   auto &p = *self->priv;
   try {
+    if (cff::gst::set_model_property(object, p.model, PROP_MODEL, prop_id, value)) return;
     switch (prop_id) {
-      case PROP_MODEL: {
-        const gchar *s = g_value_get_string(value);
-        GST_OBJECT_LOCK(self);
-        p.model_path = s ? s : "";
-        GST_OBJECT_UNLOCK(self);
-        break;
-      }
-      case PROP_DEVICE: {
-        const gchar *s = g_value_get_string(value);
-        GST_OBJECT_LOCK(self);
-        p.device = s ? s : "auto";
-        GST_OBJECT_UNLOCK(self);
-        break;
-      }
-      case PROP_THREADS:
-        GST_OBJECT_LOCK(self);
-        p.threads = g_value_get_int(value);
-        GST_OBJECT_UNLOCK(self);
-        break;
       case PROP_SIGMA: p.sigma = g_value_get_double(value); break;
       case PROP_STEPS: p.steps = g_value_get_uint(value); break;
       case PROP_STRENGTH: p.strength = g_value_get_double(value); break;
@@ -304,22 +261,8 @@ void set_property(GObject *object, guint prop_id, const GValue *value, GParamSpe
 void get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
   auto *self = GST_CFF_DENOISE(object);
   auto &p = *self->priv;
+  if (cff::gst::get_model_property(object, p.model, PROP_MODEL, prop_id, value)) return;
   switch (prop_id) {
-    case PROP_MODEL:
-      GST_OBJECT_LOCK(self);
-      g_value_set_string(value, p.model_path.empty() ? nullptr : p.model_path.c_str());
-      GST_OBJECT_UNLOCK(self);
-      break;
-    case PROP_DEVICE:
-      GST_OBJECT_LOCK(self);
-      g_value_set_string(value, p.device.c_str());
-      GST_OBJECT_UNLOCK(self);
-      break;
-    case PROP_THREADS:
-      GST_OBJECT_LOCK(self);
-      g_value_set_int(value, p.threads);
-      GST_OBJECT_UNLOCK(self);
-      break;
     case PROP_SIGMA: g_value_set_double(value, p.sigma.load()); break;
     case PROP_STEPS: g_value_set_uint(value, p.steps.load()); break;
     case PROP_STRENGTH: g_value_set_double(value, p.strength.load()); break;

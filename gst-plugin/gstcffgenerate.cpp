@@ -132,10 +132,8 @@ struct PendingFrame {
 
 struct Private {
   // Set while stopped, read in start() (object lock).
-  std::string model_path;
+  cff::gst::ModelSettings model;  // model, device, threads
   std::string guide_path;
-  std::string device = "auto";
-  int threads = 0;
   // Read by the streaming thread per batch (object lock); any change bumps `version`, which drops
   // the frames generated with the old settings so that the change shows at the next frame.
   Settings settings;
@@ -173,47 +171,20 @@ Settings snapshot(GstCffGenerate *self) {
   return s;
 }
 
-std::shared_ptr<cff::Engine> load_engine(GstCffGenerate *self, const std::string &path, const std::string &device,
-                                         int threads, const char *what) {
-  if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) {
-    GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("%s file '%s' not found", what, path.c_str()), (nullptr));
-    return nullptr;
-  }
-  try {
-    return cff::Engine::acquire(path, device, threads);
-  } catch (const std::exception &e) {
-    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Cannot load %s file '%s': %s", what, path.c_str(), e.what()),
-                      (nullptr));
-    return nullptr;
-  }
-}
-
 gboolean start(GstBaseSrc *src) {
   auto *self = GST_CFF_GENERATE(src);
   auto &p = *self->priv;
   try {
+    const auto settings = cff::gst::snapshot(G_OBJECT(self), p.model);
+    const std::string &path = settings.model_path;
     GST_OBJECT_LOCK(self);
-    const std::string path = p.model_path, guide_path = p.guide_path, device = p.device;
-    const int threads = p.threads;
+    const std::string guide_path = p.guide_path;
     GST_OBJECT_UNLOCK(self);
-    if (path.empty()) {
-      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No model file set"),
-                        ("set the 'model' property to a cff model file"));
-      return FALSE;
-    }
-    p.engine = load_engine(self, path, device, threads, "Model");
+    p.engine = cff::gst::acquire_model(GST_ELEMENT(self), settings);
     if (!p.engine) return FALSE;
     const auto &info = p.engine->info();
-    if (info.channels != 1 && info.channels != 3) {
-      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
-                        ("Model file '%s' makes %d-channel images; cffgenerate handles 1 or 3", path.c_str(),
-                         info.channels),
-                        (nullptr));
-      p.engine.reset();
-      return FALSE;
-    }
     if (!guide_path.empty()) {
-      p.guide = load_engine(self, guide_path, device, threads, "Guide model");
+      p.guide = cff::gst::acquire_engine(GST_ELEMENT(self), guide_path, settings, "Guide model");
       if (!p.guide) {
         p.engine.reset();
         return FALSE;
@@ -475,32 +446,17 @@ void set_property(GObject *object, guint prop_id, const GValue *value, GParamSpe
   auto *self = GST_CFF_GENERATE(object);
   auto &p = *self->priv;
   try {
+    if (cff::gst::set_model_property(object, p.model, PROP_MODEL, prop_id, value)) return;
     GST_OBJECT_LOCK(self);
     auto &s = p.settings;
     bool generation_setting = true;
     switch (prop_id) {
-      case PROP_MODEL: {
-        const gchar *v = g_value_get_string(value);
-        p.model_path = v ? v : "";
-        generation_setting = false;
-        break;
-      }
       case PROP_GUIDE_MODEL: {
         const gchar *v = g_value_get_string(value);
         p.guide_path = v ? v : "";
         generation_setting = false;
         break;
       }
-      case PROP_DEVICE: {
-        const gchar *v = g_value_get_string(value);
-        p.device = v ? v : "auto";
-        generation_setting = false;
-        break;
-      }
-      case PROP_THREADS:
-        p.threads = g_value_get_int(value);
-        generation_setting = false;
-        break;
       case PROP_LABEL: {
         const gchar *v = g_value_get_string(value);
         s.label = v ? v : "";
@@ -542,13 +498,11 @@ void get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *psp
     g_value_set_boolean(value, gst_base_src_is_live(GST_BASE_SRC(self)));
     return;
   }
+  if (cff::gst::get_model_property(object, p.model, PROP_MODEL, prop_id, value)) return;
   GST_OBJECT_LOCK(self);
   const auto &s = p.settings;
   switch (prop_id) {
-    case PROP_MODEL: g_value_set_string(value, p.model_path.empty() ? nullptr : p.model_path.c_str()); break;
     case PROP_GUIDE_MODEL: g_value_set_string(value, p.guide_path.empty() ? nullptr : p.guide_path.c_str()); break;
-    case PROP_DEVICE: g_value_set_string(value, p.device.c_str()); break;
-    case PROP_THREADS: g_value_set_int(value, p.threads); break;
     case PROP_LABEL: g_value_set_string(value, s.label.c_str()); break;
     case PROP_GUIDANCE: g_value_set_double(value, s.sampling.guidance); break;
     case PROP_STEPS: g_value_set_uint(value, static_cast<guint>(s.sampling.steps)); break;
