@@ -22,13 +22,14 @@ namespace cff::gst {
 
 bool set_model_property(GObject *object, ModelSettings &settings, guint prop_model, guint prop_id, const GValue *value) {
   if (prop_id < prop_model || prop_id > prop_model + 2) return false;
+  // Strings are built outside the lock: nothing under it can throw.
+  const gchar *s = prop_id == prop_model + 2 ? nullptr : g_value_get_string(value);
+  std::string text = s ? s : (prop_id == prop_model + 1 ? "auto" : "");
   GST_OBJECT_LOCK(object);
   if (prop_id == prop_model) {
-    const gchar *s = g_value_get_string(value);
-    settings.model_path = s ? s : "";
+    settings.model_path.swap(text);
   } else if (prop_id == prop_model + 1) {
-    const gchar *s = g_value_get_string(value);
-    settings.device = s ? s : "auto";
+    settings.device.swap(text);
   } else {
     settings.threads = g_value_get_int(value);
   }
@@ -52,9 +53,14 @@ bool get_model_property(GObject *object, const ModelSettings &settings, guint pr
 
 ModelSettings snapshot(GObject *object, const ModelSettings &settings) {
   GST_OBJECT_LOCK(object);
-  ModelSettings copy = settings;
-  GST_OBJECT_UNLOCK(object);
-  return copy;
+  try {
+    ModelSettings copy = settings;
+    GST_OBJECT_UNLOCK(object);
+    return copy;
+  } catch (...) {
+    GST_OBJECT_UNLOCK(object);
+    throw;
+  }
 }
 
 std::shared_ptr<cff::Engine> acquire_engine(GstElement *element, const std::string &path, const ModelSettings &settings,

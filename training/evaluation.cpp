@@ -23,9 +23,11 @@ torch::Tensor batched_logits(const LogitsFunction &f, const torch::Tensor &x, co
   return torch::cat(parts);
 }
 
-OodInputs batched_ood_inputs(const Model &model, const torch::Tensor &x, int64_t batch) {
+OodInputs batched_ood_inputs(const Model &model, const torch::Tensor &x, int64_t batch, bool everything) {
   std::vector<OodInputs> parts;
-  for (int64_t i = 0; i < x.size(0); i += batch) parts.push_back(model.ood_inputs(x.slice(0, i, std::min(i + batch, x.size(0)))));
+  for (int64_t i = 0; i < x.size(0); i += batch) {
+    parts.push_back(model.ood_inputs(x.slice(0, i, std::min(i + batch, x.size(0))), everything));
+  }
   auto join = [&parts](torch::Tensor OodInputs::*field) {
     std::vector<torch::Tensor> pieces;
     for (const auto &p : parts) {

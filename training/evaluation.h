@@ -21,7 +21,7 @@ torch::Tensor batched_logits(const LogitsFunction &f, const torch::Tensor &x, co
 double accuracy(const torch::Tensor &logits, const torch::Tensor &labels);
 
 // Model::ood_inputs over a large set in batches (CPU tensors).
-OodInputs batched_ood_inputs(const Model &model, const torch::Tensor &x, int64_t batch = 500);
+OodInputs batched_ood_inputs(const Model &model, const torch::Tensor &x, int64_t batch = 500, bool everything = false);
 
 // Built-in OOD sets, made at run time from in-distribution test images x (float, [-1, 1]) or drawn:
 //   far:  "uniform" (uniform noise), "gaussian" (N(0, 0.5^2), clipped), "inverted" (-x), "vflip" (upside down);

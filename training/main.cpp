@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
        [&](auto v) { o.force_warmup = to_double("force-warmup", v); }},
       {"gamma", "X", "weight of CE on noised images x_t; 0 = the paper-literal recipe " + shown(d.loss.gamma), [&](auto v) { o.loss.gamma = to_double("gamma", v); }},
       {"p-uncond", "X", "probability of matching the unconditional force " + shown(d.loss.p_uncond), [&](auto v) { o.loss.p_uncond = to_double("p-uncond", v); }},
-      {"margin-weight", "X", "weight of the energy-margin term on shuffled-patch outliers (Liu et al. 2020); 0 = off " + shown(d.loss.margin_weight),
+      {"margin-weight", "X", "weight of the energy-margin term on shuffled-patch outliers (Liu et al. 2020), with the force terms (not with --objective ce); 0 = off " + shown(d.loss.margin_weight),
        [&](auto v) { o.loss.margin_weight = to_double("margin-weight", v); }},
       {"margin-in", "U", "energy margin the training images are pushed below " + shown(d.loss.margin_in), [&](auto v) { o.loss.margin_in = to_double("margin-in", v); }},
       {"margin-out", "U", "energy margin the shuffled-patch outliers are pushed above " + shown(d.loss.margin_out), [&](auto v) { o.loss.margin_out = to_double("margin-out", v); }},
@@ -128,8 +128,8 @@ int main(int argc, char **argv) {
        [&](auto v) { o.stop_after = to_int("stop-after", v); }},
       {"ood-fit-images", "N", "training images the feature-space OOD scores are fitted on " + shown(static_cast<double>(d.ood_fit_images)),
        [&](auto v) { o.ood_fit_images = to_int("ood-fit-images", v); }},
-      {"fit-ood", "MODEL", "fit MODEL's OOD scores on --data (hold-out as --holdout/--seed), choose the recommended one on --ood, "
-                           "write --export or MODEL, and exit", [&](auto v) { fit_ood = v; }},
+      {"fit-ood", "MODEL", "fit MODEL's OOD scores on --data (calibrated on the hold-out MODEL was trained with, unless "
+                           "--holdout/--seed/--limit are given), choose the recommended one on --ood, write --export or MODEL, and exit", [&](auto v) { fit_ood = v; }},
       {"info", "MODEL", "print a model file's metadata and exit", [&](auto v) { info = v; }},
       {"help", "", "show this help", [&](auto) { help = true; }},
   };

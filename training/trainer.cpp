@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <sstream>
 
@@ -276,6 +277,10 @@ nlohmann::json train(const TrainOptions &opt_in) {
   if (!(opt.warmup_accuracy >= 0.0 && opt.warmup_accuracy < 1.0)) {
     throw std::runtime_error("warmup-accuracy must be in [0, 1), got " + std::to_string(opt.warmup_accuracy));
   }
+  if (opt.objective == "ce" && opt.loss.margin_weight != 0.0) {
+    throw std::runtime_error("margin-weight applies to the cff objective (with its force terms), not to --objective ce");
+  }
+  if (!(opt.loss.margin_weight >= 0.0)) throw std::runtime_error("margin-weight must be >= 0");
   if (!(opt.loss.force_fraction > 0.0 && opt.loss.force_fraction <= 1.0)) {
     throw std::runtime_error("force-fraction must be in (0, 1], got " + std::to_string(opt.loss.force_fraction));
   }
@@ -531,9 +536,22 @@ nlohmann::json train(const TrainOptions &opt_in) {
   exported.metadata = meta;
   exported.network = s.ema;
   exported.device = device;
-  const auto ood_selection = fit_ood_scores(exported, train_x, train_y, calib_x, opt.ood_sets, opt.ood_fit_images, opt.seed);
-  meta.ood = exported.metadata.ood;
-  last_metrics["ood_selection"] = ood_selection;
+  try {
+    last_metrics["ood_selection"] =
+        fit_ood_scores(exported, train_x, train_y, calib_x, opt.ood_sets, opt.ood_fit_images, opt.seed);
+    meta.ood = exported.metadata.ood;
+  } catch (const std::exception &e) {
+    // The trained weights are never lost to a failed fit: export with the energy alone, and say why.
+    std::optional<double> threshold;
+    if (holdout > 0) {
+      threshold = cff::calibrate_threshold(cff::to_vector(cff::free_energy(cff::data::batched_logits(f_ema, calib_x, device))), 0.95);
+    }
+    meta.ood = cff::OodDetector::energy_only(threshold);
+    const std::string warning = std::string("fitting the OOD scores failed (") + e.what() +
+                                "): the model flags by the free energy only; cff-train --fit-ood can refit it";
+    std::printf("cff-train: warning: %s\n", warning.c_str());
+    last_metrics["ood_selection"] = {{"failed", warning}};
+  }
   meta.provenance = {{"tool", "cff-train"},
                      {"version", CFF_VERSION},
                      {"git_commit", CFF_GIT_COMMIT},
@@ -555,15 +573,15 @@ nlohmann::json fit_ood_scores(Model &model, const torch::Tensor &train_x, const 
                               const torch::Tensor &calib_x, const std::vector<std::string> &ood_sets, int64_t fit_images,
                               uint64_t seed) {
   const int64_t n = std::min<int64_t>(std::max<int64_t>(fit_images, 2), train_x.size(0));
-  const auto train_in = cff::data::batched_ood_inputs(model, train_x.slice(0, 0, n));
-  const auto calib_in = calib_x.size(0) > 0 ? cff::data::batched_ood_inputs(model, calib_x) : OodInputs{};
+  const auto train_in = cff::data::batched_ood_inputs(model, train_x.slice(0, 0, n), 500, /*everything=*/true);
+  const auto calib_in = calib_x.size(0) > 0 ? cff::data::batched_ood_inputs(model, calib_x, 500, true) : OodInputs{};
   const int64_t classes = model.num_classes();
   const auto labels = train_y.slice(0, 0, n);
   // A class with no image among the first n would leave its Gaussian undefined: fit on all then.
   const bool all_classes = torch::bincount(labels, {}, classes).min().item<int64_t>() > 0;
   auto &ood = model.metadata.ood;
   ood = all_classes ? OodDetector::fit(train_in, labels, classes, calib_in, {})
-                    : OodDetector::fit(cff::data::batched_ood_inputs(model, train_x), train_y, classes, calib_in, {});
+                    : OodDetector::fit(cff::data::batched_ood_inputs(model, train_x, 500, true), train_y, classes, calib_in, {});
   nlohmann::json table = nlohmann::json::object();
   const auto names = ood.available();
   std::string best = ood.has("mahalanobis-moments") ? "mahalanobis-moments" : "energy";
@@ -596,6 +614,16 @@ void refit_ood(const TrainOptions &opt_in, const std::string &model_path) {
   const auto device = cff::parse_device(opt.device);
   auto model = cff::load_model(model_path, device);
   opt.network = model.metadata.network;
+  // The hold-out must be the one training used, or the thresholds are calibrated on training images:
+  // --seed, --holdout and --limit left at their defaults take the values the model was trained with.
+  const TrainOptions defaults;
+  const auto trained = model.metadata.provenance.value("options", nlohmann::json::object());
+  if (opt.seed == defaults.seed && trained.contains("seed")) opt.seed = trained["seed"].get<uint64_t>();
+  if (opt.holdout == defaults.holdout && trained.contains("holdout")) opt.holdout = trained["holdout"].get<double>();
+  if (opt.limit == defaults.limit && trained.contains("limit")) opt.limit = trained["limit"].get<int64_t>();
+  std::printf("cff-train: hold-out split of seed %llu, holdout %g, limit %lld (%s)\n",
+              static_cast<unsigned long long>(opt.seed), opt.holdout, static_cast<long long>(opt.limit),
+              trained.empty() ? "the model records no training options: as given" : "as the model was trained unless given");
   auto split = split_training_data(opt);
   if (split.train_set.classes != model.metadata.labels) {
     throw std::runtime_error(opt.data + ": its classes differ from the labels of " + model_path);

@@ -127,17 +127,19 @@ std::vector<Classification> Engine::classify(const float *chw_batch, int n, int 
 
   torch::Tensor logits;
   std::vector<torch::Tensor> scores;
-  {
-    std::lock_guard<std::mutex> lock(impl_->forward_mutex);
-    try {
-      const auto inputs = impl_->model.ood_inputs(x);
-      logits = inputs.logits.to(torch::kFloat64);
-      for (const auto &score : info.ood_scores) {
-        scores.push_back(impl_->model.metadata.ood.score(score.name, inputs).contiguous());
-      }
-    } catch (const c10::Error &e) {
-      throw std::runtime_error(info.path + ": forward pass failed: " + e.what_without_backtrace());
+  try {
+    OodInputs inputs;
+    {
+      std::lock_guard<std::mutex> lock(impl_->forward_mutex);
+      inputs = impl_->model.ood_inputs(x);
     }
+    // The scores read only the inputs and the fitted (const) class models: no lock needed.
+    logits = inputs.logits.to(torch::kFloat64);
+    for (const auto &score : info.ood_scores) {
+      scores.push_back(impl_->model.metadata.ood.score(score.name, inputs).contiguous());
+    }
+  } catch (const c10::Error &e) {
+    throw std::runtime_error(info.path + ": forward pass failed: " + e.what_without_backtrace());
   }
   finite = finite.logical_and(torch::isfinite(logits).all(1));
   for (const auto &score : scores) finite = finite.logical_and(torch::isfinite(score));

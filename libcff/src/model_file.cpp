@@ -307,6 +307,8 @@ Model load_model_from_bytes(const std::string &bytes, const std::string &source,
   const auto ood = load_tensors(model.network, parsed.tensor_block, source);
   try {
     model.metadata.ood.attach_tensors(ood);
+    const int64_t features = model.metadata.network.widths.back();
+    model.metadata.ood.check_shapes(model.metadata.network.num_classes, features, 2 * features);
   } catch (const std::invalid_argument &e) {
     throw ModelFileError(source + ": bad OOD scores (" + e.what() + ")");
   }
@@ -338,11 +340,12 @@ LogitsFunction Model::logits_function() const {
   throw std::logic_error("model has no network");
 }
 
-OodInputs Model::ood_inputs(const torch::Tensor &x) const {
+OodInputs Model::ood_inputs(const torch::Tensor &x, bool everything) const {
   torch::NoGradGuard no_grad;
   OodInputs in;
   const auto input = x.to(device);
-  if (network) {
+  const auto &ood = metadata.ood;
+  if (network && (everything || ood.has("mahalanobis") || ood.has("mahalanobis-moments"))) {
     auto net = network;
     auto out = net->forward_with_features(input);
     in.logits = out.logits.to(torch::kCPU);
@@ -351,7 +354,9 @@ OodInputs Model::ood_inputs(const torch::Tensor &x) const {
   } else {
     in.logits = logits_function()(input).to(torch::kCPU);
   }
-  in.complexity = image_complexity(x, metadata.normalization.mean, metadata.normalization.std);
+  if (everything || ood.has("complexity-energy")) {
+    in.complexity = image_complexity(x, metadata.normalization.mean, metadata.normalization.std);
+  }
   return in;
 }
 

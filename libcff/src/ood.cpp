@@ -119,7 +119,9 @@ torch::Tensor image_complexity(const torch::Tensor &x, const std::vector<double>
   torch::NoGradGuard no_grad;
   const auto options = torch::TensorOptions().dtype(torch::kDouble);
   const auto m = torch::tensor(mean, options).view({1, c, 1, 1}), s = torch::tensor(std, options).view({1, c, 1, 1});
-  const auto p = (255.0 * (as_double_cpu(x) * s + m)).round().clamp(0, 255);
+  auto v = as_double_cpu(x);
+  v = torch::where(torch::isfinite(v), v, torch::zeros({}, v.options()));  // NaN/Inf pixels count as 0
+  const auto p = (255.0 * (v * s + m)).round().clamp(0, 255);
   // Median edge detector: neighbours left (a), above (b), above-left (c), zero outside the image.
   const auto padded = torch::constant_pad_nd(p, {1, 0, 1, 0}, 0.0);
   const int64_t h = x.size(2), w = x.size(3);
@@ -151,7 +153,10 @@ GaussianClassModel GaussianClassModel::fit(const torch::Tensor &features, const 
   const auto cholesky = torch::linalg_cholesky(covariance);
   const auto inverse = torch::linalg_solve_triangular(cholesky, torch::eye(f.size(1), torch::kDouble),
                                                       /*upper=*/false);
-  return GaussianClassModel(means, inverse.t().contiguous());
+  // Rounded through float32, as the model file stores them: thresholds calibrated on these give the
+  // same decisions after a reload.
+  return GaussianClassModel(means.to(torch::kFloat).to(torch::kDouble),
+                            inverse.t().contiguous().to(torch::kFloat).to(torch::kDouble));
 }
 
 GaussianClassModel::GaussianClassModel(torch::Tensor means, torch::Tensor precision_factor) {
@@ -192,12 +197,15 @@ OodDetector OodDetector::fit(const OodInputs &train, const torch::Tensor &labels
     const auto u = free_energy(as_double_cpu(train.logits)), l = as_double_cpu(train.complexity);
     const auto lc = l - l.mean();
     const double variance = lc.pow(2).sum().item<double>();
-    d.complexity_slope_ = variance > 1e-12 ? ((u - u.mean()) * lc).sum().item<double>() / variance : 0.0;
+    const double slope = variance > 1e-12 ? ((u - u.mean()) * lc).sum().item<double>() / variance : 0.0;
+    if (std::isfinite(slope)) d.complexity_slope_ = slope;  // else the score is left out
   }
   d.listed_ = d.available();
   if (holdout.logits.defined() && holdout.logits.size(0) > 0) {
     for (const auto &name : d.listed_) {
-      d.thresholds_[name] = calibrate_threshold(to_vector(d.score(name, holdout)), options.keep);
+      auto values = to_vector(d.score(name, holdout));
+      values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }), values.end());
+      if (!values.empty()) d.thresholds_[name] = calibrate_threshold(values, options.keep);
     }
   }
   return d;
@@ -257,16 +265,30 @@ void OodDetector::set_recommended(const std::string &name) {
 
 std::vector<std::string> OodDetector::listed() const { return listed_; }
 
+void OodDetector::check_shapes(int64_t num_classes, int64_t penultimate, int64_t moments) const {
+  auto check = [num_classes](const GaussianClassModel &m, int64_t dimension, const char *name) {
+    if (!m.fitted()) return;
+    require(m.means().size(0) == num_classes && m.dimension() == dimension,
+            std::string("OOD score '") + name + "': class model of " + std::to_string(m.means().size(0)) + " x " +
+                std::to_string(m.dimension()) + ", the network has " + std::to_string(num_classes) + " classes and " +
+                std::to_string(dimension) + " features");
+  };
+  check(penultimate_, penultimate, kMahalanobis);
+  check(moments_, moments, kMoments);
+}
+
 nlohmann::json OodDetector::to_json() const {
   nlohmann::json scores = nlohmann::json::object();
   for (const auto &name : listed_) {
     auto t = threshold(name);
     scores[name] = {{"threshold", t ? nlohmann::json(*t) : nlohmann::json(nullptr)}};
   }
-  const auto recommended_threshold = threshold(recommended_);
-  return {{"score", recommended_},
-          {"threshold", recommended_threshold.value_or(0.0)},
-          {"calibrated", recommended_threshold.has_value()},
+  // "score", "threshold" and "calibrated" keep the meaning older readers give them: the energy's.
+  const auto energy = threshold(kEnergy);
+  return {{"score", kEnergy},
+          {"threshold", energy.value_or(0.0)},
+          {"calibrated", energy.has_value()},
+          {"recommended", recommended_},
           {"keep_rate", keep_},
           {"scores", scores},
           {"complexity_slope", complexity_slope_ ? nlohmann::json(*complexity_slope_) : nlohmann::json(nullptr)},
@@ -275,7 +297,7 @@ nlohmann::json OodDetector::to_json() const {
 
 OodDetector OodDetector::from_json(const nlohmann::json &j) {
   require(j.is_object(), "'ood' is not an object");
-  std::string score = j.value("score", std::string(kEnergy));
+  const std::string score = j.value("score", std::string(kEnergy));
   const bool calibrated = j.value("calibrated", false);
   const double keep = j.value("keep_rate", 0.95);
   require(keep > 0.0 && keep <= 1.0, "ood keep_rate must be in (0, 1]");
@@ -304,9 +326,10 @@ OodDetector OodDetector::from_json(const nlohmann::json &j) {
   if (j.contains("complexity_slope") && !j.at("complexity_slope").is_null()) {
     d.complexity_slope_ = j.at("complexity_slope").get<double>();
   }
-  require(std::find(d.listed_.begin(), d.listed_.end(), score) != d.listed_.end(),
-          "recommended OOD score '" + score + "' is not in the 'scores' table");
-  d.recommended_ = score;
+  const std::string recommended = j.value("recommended", std::string(kEnergy));
+  require(std::find(d.listed_.begin(), d.listed_.end(), recommended) != d.listed_.end(),
+          "recommended OOD score '" + recommended + "' is not in the 'scores' table");
+  d.recommended_ = recommended;
   return d;
 }
 

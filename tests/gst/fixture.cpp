@@ -95,8 +95,8 @@ TestModel train() {
       cff::Model fitted;
       fitted.metadata = metadata;
       fitted.network = net;
-      const auto train_in = fitted.ood_inputs(x_train);
-      const auto calib_in = fitted.ood_inputs(normalise(test_images.slice(0, 0, kCalibrationImages)));
+      const auto train_in = fitted.ood_inputs(x_train, /*everything=*/true);
+      const auto calib_in = fitted.ood_inputs(normalise(test_images.slice(0, 0, kCalibrationImages)), true);
       metadata.ood = cff::OodDetector::fit(train_in, train_labels, 10, calib_in, {});
     }
     cff::save_model(model.path, net, metadata);

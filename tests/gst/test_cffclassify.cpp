@@ -379,6 +379,21 @@ TEST(CffClassify, ChosenScoreIsReportedAndFlagsByItsOwnThreshold) {
   }
 }
 
+// The documented default: score=auto, the model file's recommendation.
+TEST(CffClassify, ScoreDefaultsToTheModelsRecommendation) {
+  cff_gst_test::ensure_gst();
+  GstElement *element = gst_element_factory_make("cffclassify", nullptr);
+  ASSERT_NE(element, nullptr);
+  GParamSpec *spec = g_object_class_find_property(G_OBJECT_GET_CLASS(element), "score");
+  ASSERT_NE(spec, nullptr);
+  GEnumClass *values = G_PARAM_SPEC_ENUM(spec)->enum_class;
+  EXPECT_STREQ(g_enum_get_value(values, G_PARAM_SPEC_ENUM(spec)->default_value)->value_nick, "auto");
+  gint score = -1;
+  g_object_get(element, "score", &score, nullptr);
+  EXPECT_STREQ(g_enum_get_value(values, score)->value_nick, "auto");
+  gst_object_unref(element);
+}
+
 // A model file written before the fitted scores carries the energy only: another score is refused at start,
 // naming the score and what the file has; score=auto runs on the energy.
 TEST(CffClassify, ScoreTheModelLacks_n) {

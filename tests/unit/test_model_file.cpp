@@ -76,8 +76,8 @@ TEST_F(ModelFile, FittedOodScoresSurviveSaveAndLoad) {
   Model fitted;
   fitted.metadata = meta_;
   fitted.network = net_;
-  const auto inputs = fitted.ood_inputs(x);
-  meta_.ood = OodDetector::fit(inputs, y, 4, fitted.ood_inputs(x.slice(0, 0, 100)), {});
+  const auto inputs = fitted.ood_inputs(x, /*everything=*/true);
+  meta_.ood = OodDetector::fit(inputs, y, 4, fitted.ood_inputs(x.slice(0, 0, 100), true), {});
   meta_.ood.set_recommended("mahalanobis");
   save_model(path("fitted.cff"), net_, meta_);
   const auto model = load_model(path("fitted.cff"));

@@ -103,6 +103,14 @@ TEST(OodDetector, JsonAndTensorsRoundTripAndOlderFilesReadAsEnergyOnly) {
   const auto train = planted_inputs(500, 3, false, 8), holdout = planted_inputs(300, 3, false, 9);
   auto d = OodDetector::fit(train.inputs, train.labels, 3, holdout.inputs, {});
   d.set_recommended("mahalanobis-moments");
+  // Older readers see the energy's threshold where they always did; the recommendation has its own key.
+  EXPECT_EQ(d.to_json()["score"], "energy");
+  EXPECT_DOUBLE_EQ(d.to_json()["threshold"].get<double>(), d.threshold("energy").value());
+  EXPECT_EQ(d.to_json()["recommended"], "mahalanobis-moments");
+  // The class models must fit the network they are loaded with.
+  EXPECT_NO_THROW(d.check_shapes(3, 16, 12));
+  EXPECT_THROW(d.check_shapes(4, 16, 12), std::invalid_argument);
+  EXPECT_THROW(d.check_shapes(3, 32, 12), std::invalid_argument);
   auto back = OodDetector::from_json(d.to_json());
   EXPECT_EQ(back.available(), (std::vector<std::string>{"energy", "msp", "complexity-energy"}));  // no tensors yet
   back.attach_tensors(d.tensors());

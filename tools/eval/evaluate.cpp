@@ -222,7 +222,7 @@ json ood_part(Context &c, const std::vector<OodSet> &sets) {
   // on training images (no thresholds: those need the trainer's held-out images).
   OodDetector detector = c.model.metadata.ood;
   const bool fitted_here = detector.fit_images() == 0;
-  const auto test_in = cff::data::batched_ood_inputs(c.model, c.x_test, o.batch);
+  const auto test_in = cff::data::batched_ood_inputs(c.model, c.x_test, o.batch, /*everything=*/true);
   if (fitted_here) {
     auto train = cff::data::load_dataset(o.data, "train", c.model.channels(), c.model.height(), c.model.width());
     const int64_t n = std::min(o.fit_images, train.size());
@@ -231,7 +231,8 @@ json ood_part(Context &c, const std::vector<OodSet> &sets) {
     subset.images = train.images.slice(0, 0, n);
     OodDetector::FitOptions fit;
     fit.ridge = o.ridge;
-    detector = OodDetector::fit(cff::data::batched_ood_inputs(c.model, subset.normalized(), o.batch),
+    fit.keep = c.model.metadata.ood.keep_rate();
+    detector = OodDetector::fit(cff::data::batched_ood_inputs(c.model, subset.normalized(), o.batch, true),
                                 train.labels.slice(0, 0, n), c.model.num_classes(), {}, fit);
     if (const auto energy = c.model.metadata.ood.threshold("energy")) detector.set_threshold("energy", *energy);
   }
@@ -242,7 +243,7 @@ json ood_part(Context &c, const std::vector<OodSet> &sets) {
                  {"threshold", threshold ? json(*threshold) : json(nullptr)},
                  {"threshold_score", active},
                  {"threshold_keep_rate", detector.keep_rate()},
-                 {"fit", {{"images", detector.fit_images()}, {"ridge", o.ridge},
+                 {"fit", {{"images", detector.fit_images()}, {"ridge", fitted_here ? json(o.ridge) : json(nullptr)},
                           {"by", fitted_here ? "cff-eval" : "the model file"}}}};
   const auto in = scores_of(detector, test_in);
   if (threshold) result["in_distribution"]["flagged_at_threshold"] = fraction_above(in.at(active), *threshold);
@@ -257,7 +258,7 @@ json ood_part(Context &c, const std::vector<OodSet> &sets) {
   for (size_t i = 0; i < sets.size(); ++i) {
     const auto &set = sets[i];
     c.progress("OOD " + set.name + ": scoring " + std::to_string(set.images.size(0)) + " images");
-    const auto out = scores_of(detector, cff::data::batched_ood_inputs(c.model, set.images, o.batch));
+    const auto out = scores_of(detector, cff::data::batched_ood_inputs(c.model, set.images, o.batch, true));
     const std::string display = cff::data::ood_set_label(set.name);
     // Named as reported ("digits/test" -> "digits-test"), not after the split folder alone.
     std::string label = display;

@@ -23,7 +23,9 @@ struct CffLossOptions {
   // detection"): margin_weight * (mean relu(U(x0) - margin_in)^2 + mean relu(margin_out - U(x_out))^2), where
   // x_out are the clean images with the cells of a 4 x 4 grid shuffled (one permutation per batch, never
   // the identity). It pushes the free energy of the data below margin_in and that of the shuffled images
-  // above margin_out. 0 = off (the recipe). Margins in energy units; U of the shipped model's data is ~-24.
+  // above margin_out. 0 = off (the recipe). It is part of cff_loss only: cff-train applies it once the
+  // force terms have joined (after the CE-first warm-up) and refuses it with --objective ce. Margins in
+  // energy units; U of the shipped model's data is ~-24.
   double margin_weight = 0.0;
   double margin_in = -25.0;
   double margin_out = -7.0;

@@ -74,9 +74,10 @@ struct Model {
 
   // f(x): [N, C, H, W] -> [N, K] on the model's device. Thread-compatible (not for concurrent use).
   LogitsFunction logits_function() const;
-  // What the OOD scores need for images x ([N, C, H, W], any device; no autograd): logits, and the
-  // features of a native network (a TorchScript import gives logits only), on the CPU; the complexity.
-  OodInputs ood_inputs(const torch::Tensor &x) const;
+  // What the OOD scores need for images x ([N, C, H, W], any device; no autograd), on the CPU: the
+  // logits, and what metadata.ood's scores read (the features of a native network, the complexity), or
+  // with `everything` all a native network gives (for fitting; a TorchScript import gives logits only).
+  OodInputs ood_inputs(const torch::Tensor &x, bool everything = false) const;
   int64_t channels() const { return metadata.network.channels; }
   int64_t height() const { return metadata.network.height; }
   int64_t width() const { return metadata.network.width; }

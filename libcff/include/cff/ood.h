@@ -42,7 +42,7 @@ std::vector<double> to_vector(const torch::Tensor &t);
 //   mahalanobis-moments  the same on the per-channel mean and standard deviation of the last stage's
 //                        feature maps: it sees texture and contrast statistics that global pooling averages
 //                        away (simple strokes, flat or blurred frames, upside-down content)
-//   complexity-energy    U(x) - a * L(x), L = the frame's complexity in bits per pixel (image_complexity),
+//   complexity-energy    U(x) - a * L(x), L = the frame's complexity in bits per sample (image_complexity),
 //                        a fitted on training images as the slope of U against L (Serra et al. 2020: simple
 //                        inputs get low energies; the correction removes what the complexity explains)
 
@@ -50,10 +50,10 @@ std::vector<double> to_vector(const torch::Tensor &t);
 const std::vector<std::string> &ood_score_names();
 bool is_ood_score_name(const std::string &name);
 
-// Complexity of images in bits per pixel: the empirical entropy of the residuals of the median edge
+// Complexity of images in bits per sample (per channel value): the empirical entropy of the residuals of the median edge
 // detector predictor (LOCO-I / JPEG-LS, the predictor lossless coders use) over all channels, on pixel
 // values p = round(255 * (x * std + mean)). A proxy for the lossless-compressed length. x: [N, C, H, W]
-// in model input space; returns [N] double.
+// in model input space (NaN/Inf values count as 0); returns [N] double.
 torch::Tensor image_complexity(const torch::Tensor &x, const std::vector<double> &mean, const std::vector<double> &std);
 
 // What the scores are computed from, for a batch of N images (undefined tensors where a model has
@@ -119,15 +119,18 @@ class OodDetector {
   const std::string &recommended() const { return recommended_; }
   void set_recommended(const std::string &name);
 
-  // Serialisation. The scalars go to JSON (the model file's "ood" object: the recommended score and its
-  // threshold under "score"/"threshold"/"calibrated" as older files have them, every score's threshold
-  // under "scores", the complexity slope), the fitted class models to named tensors ("ood/mahalanobis/means",
+  // Serialisation. The scalars go to JSON (the model file's "ood" object: the energy's threshold under
+  // "score"/"threshold"/"calibrated" as older files have them, the recommendation under "recommended",
+  // every score's threshold under "scores", the complexity slope), the fitted class models to named tensors ("ood/mahalanobis/means",
   // ...). from_json reads older files (score "free_energy", energy only). attach_tensors adds the class
   // models; it throws std::invalid_argument when the JSON lists a score whose tensors are missing or bad.
   nlohmann::json to_json() const;
   static OodDetector from_json(const nlohmann::json &j);
   std::map<std::string, torch::Tensor> tensors() const;
   void attach_tensors(const std::map<std::string, torch::Tensor> &tensors);
+  // Throws std::invalid_argument unless the class models fit a network with these sizes (classes K,
+  // penultimate features F, moments 2F).
+  void check_shapes(int64_t num_classes, int64_t penultimate, int64_t moments) const;
   // The scores the JSON lists (what --info reports, before any tensor is read).
   std::vector<std::string> listed() const;
   int64_t fit_images() const { return fit_images_; }
