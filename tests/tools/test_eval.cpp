@@ -146,7 +146,7 @@ TEST(EvalMetrics, MahalanobisSeparatesTwoClustersAndMatchesTheExplicitFormula) {
       const auto diff = (p[i] - means[k]).unsqueeze(0);
       best = std::min(best, diff.mm(precision).mm(diff.t()).item<double>());
     }
-    EXPECT_NEAR(out_scores[static_cast<size_t>(i)], best, 1e-8 * best);
+    EXPECT_NEAR(out_scores[static_cast<size_t>(i)], best, 1e-5 * best);  // the fit is rounded through float32
   }
 }
 
