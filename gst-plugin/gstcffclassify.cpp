@@ -298,7 +298,8 @@ GstFlowReturn transform_frame_ip(GstVideoFilter *filter, GstVideoFrame *frame) {
       for (size_t i = 0; i < targets.size(); ++i) {
         cff::gst::convert_region(view, targets[i].region, p.layout, p.input.data() + i * per_image);
       }
-      p.last_results = p.engine->classify(p.input.data(), static_cast<int>(targets.size()), p.top_k.load());
+      p.last_results =
+          p.engine->classify(p.input.data(), static_cast<int>(targets.size()), p.top_k.load(), p.score_index);
     }
 
     const double threshold = effective_threshold(p);

@@ -108,7 +108,7 @@ std::shared_ptr<Engine> Engine::acquire(const std::string &model_path, const std
   return engine;
 }
 
-std::vector<Classification> Engine::classify(const float *chw_batch, int n, int top_k) {
+std::vector<Classification> Engine::classify(const float *chw_batch, int n, int top_k, int score_index) {
   if (n < 0) throw std::invalid_argument("classify: negative batch size");
   if (n == 0) return {};
   if (!chw_batch) throw std::invalid_argument("classify: null input buffer");
@@ -125,24 +125,35 @@ std::vector<Classification> Engine::classify(const float *chw_batch, int n, int 
   const bool all_finite = finite.all().item<bool>();
   if (!all_finite) x = torch::where(torch::isfinite(x), x, torch::zeros({}, x.options()));
 
+  if (score_index < -1 || score_index >= static_cast<int>(info.ood_scores.size())) {
+    throw std::invalid_argument("classify: no OOD score " + std::to_string(score_index));
+  }
+  std::vector<std::string> wanted;
+  for (size_t i = 0; i < info.ood_scores.size(); ++i) {
+    if (score_index < 0 || static_cast<int>(i) == score_index) wanted.push_back(info.ood_scores[i].name);
+  }
   torch::Tensor logits;
-  std::vector<torch::Tensor> scores;
+  std::vector<torch::Tensor> scores;  // one per ood_scores entry; undefined when not wanted
   try {
     OodInputs inputs;
     {
       std::lock_guard<std::mutex> lock(impl_->forward_mutex);
-      inputs = impl_->model.ood_inputs(x);
+      inputs = impl_->model.ood_inputs_for(x, wanted);
     }
     // The scores read only the inputs and the fitted (const) class models: no lock needed.
     logits = inputs.logits.to(torch::kFloat64);
-    for (const auto &score : info.ood_scores) {
-      scores.push_back(impl_->model.metadata.ood.score(score.name, inputs).contiguous());
+    for (size_t i = 0; i < info.ood_scores.size(); ++i) {
+      const bool want = score_index < 0 || static_cast<int>(i) == score_index;
+      scores.push_back(want ? impl_->model.metadata.ood.score(info.ood_scores[i].name, inputs).contiguous()
+                            : torch::Tensor());
     }
   } catch (const c10::Error &e) {
     throw std::runtime_error(info.path + ": forward pass failed: " + e.what_without_backtrace());
   }
   finite = finite.logical_and(torch::isfinite(logits).all(1));
-  for (const auto &score : scores) finite = finite.logical_and(torch::isfinite(score));
+  for (const auto &score : scores) {
+    if (score.defined()) finite = finite.logical_and(torch::isfinite(score));
+  }
   auto energy = free_energy(logits).contiguous();
   auto probabilities = class_posterior(logits);
   auto [top_probabilities, top_ids] = probabilities.topk(k, 1);
@@ -164,7 +175,9 @@ std::vector<Classification> Engine::classify(const float *chw_batch, int n, int 
     }
     r.energy = energy_a[i];
     r.scores.reserve(scores.size());
-    for (const auto &score : scores) r.scores.push_back(score.data_ptr<double>()[i]);
+    for (const auto &score : scores) {
+      r.scores.push_back(score.defined() ? score.data_ptr<double>()[i] : std::numeric_limits<double>::quiet_NaN());
+    }
     r.class_id = static_cast<int>(id_a[i][0]);
     r.label = info.labels.at(static_cast<size_t>(r.class_id));
     r.confidence = prob_a[i][0];

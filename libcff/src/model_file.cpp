@@ -1,5 +1,6 @@
 #include "cff/model_file.h"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -341,11 +342,16 @@ LogitsFunction Model::logits_function() const {
 }
 
 OodInputs Model::ood_inputs(const torch::Tensor &x, bool everything) const {
+  return ood_inputs_for(x, everything ? ood_score_names() : metadata.ood.available());
+}
+
+OodInputs Model::ood_inputs_for(const torch::Tensor &x, const std::vector<std::string> &scores) const {
+  const bool features = std::any_of(scores.begin(), scores.end(), ood_score_needs_features);
+  const bool complexity = std::any_of(scores.begin(), scores.end(), ood_score_needs_complexity);
   torch::NoGradGuard no_grad;
   OodInputs in;
   const auto input = x.to(device);
-  const auto &ood = metadata.ood;
-  if (network && (everything || ood.has("mahalanobis") || ood.has("mahalanobis-moments"))) {
+  if (network && features) {
     auto net = network;
     auto out = net->forward_with_features(input);
     in.logits = out.logits.to(torch::kCPU);
@@ -354,9 +360,7 @@ OodInputs Model::ood_inputs(const torch::Tensor &x, bool everything) const {
   } else {
     in.logits = logits_function()(input).to(torch::kCPU);
   }
-  if (everything || ood.has("complexity-energy")) {
-    in.complexity = image_complexity(x, metadata.normalization.mean, metadata.normalization.std);
-  }
+  if (complexity) in.complexity = image_complexity(x, metadata.normalization.mean, metadata.normalization.std);
   return in;
 }
 

@@ -111,6 +111,9 @@ bool is_ood_score_name(const std::string &name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
+bool ood_score_needs_features(const std::string &name) { return name == kMahalanobis || name == kMoments; }
+bool ood_score_needs_complexity(const std::string &name) { return name == kComplexity; }
+
 torch::Tensor image_complexity(const torch::Tensor &x, const std::vector<double> &mean, const std::vector<double> &std) {
   require(x.dim() == 4, "image_complexity: expected images [N, C, H, W]");
   const int64_t c = x.size(1);
@@ -168,6 +171,8 @@ GaussianClassModel::GaussianClassModel(torch::Tensor means, torch::Tensor precis
   precision_factor_ = as_double_cpu(precision_factor).contiguous();
   require(torch::isfinite(means_).all().item<bool>() && torch::isfinite(precision_factor_).all().item<bool>(),
           "Mahalanobis model: NaN or Inf values");
+  centres_ = means_.mm(precision_factor_);
+  centre_norms_ = centres_.pow(2).sum(1).unsqueeze(0);
 }
 
 torch::Tensor GaussianClassModel::distance(const torch::Tensor &features) const {
@@ -175,9 +180,8 @@ torch::Tensor GaussianClassModel::distance(const torch::Tensor &features) const 
   require(features.dim() == 2 && features.size(1) == dimension(),
           "Mahalanobis score: expected features [N, " + std::to_string(dimension()) + "]");
   const auto z = as_double_cpu(features).mm(precision_factor_);
-  const auto centres = means_.mm(precision_factor_);
   // ||z - c||^2 = |z|^2 + |c|^2 - 2 z.c for every class at once.
-  const auto squared = z.pow(2).sum(1, true) + centres.pow(2).sum(1).unsqueeze(0) - 2 * z.mm(centres.t());
+  const auto squared = z.pow(2).sum(1, true) + centre_norms_ - 2 * z.mm(centres_.t());
   return std::get<0>(squared.clamp_min(0).min(1));
 }
 

@@ -89,9 +89,10 @@ class Engine {
   const ModelInfo &info() const;
 
   // Classifies n images packed as n x C x H x W floats (row-major, the caller owns the buffer).
-  // top_k is clamped to [1, K]. Returns n results in order. Throws std::invalid_argument on a null
+  // top_k is clamped to [1, K]. score_index (into ModelInfo::ood_scores) computes that OOD score only
+  // (the others are NaN; the energy field is always set), -1 computes every score. Returns n results in order. Throws std::invalid_argument on a null
   // buffer with n > 0 or n < 0, std::runtime_error if the forward pass fails.
-  std::vector<Classification> classify(const float *chw_batch, int n, int top_k = 1);
+  std::vector<Classification> classify(const float *chw_batch, int n, int top_k = 1, int score_index = -1);
 
   // Generation (METHOD.md "Sampling"). Images come back in the model's input space, like classify's
   // inputs: pixels are p = 255 * (x * std + mean).

@@ -78,6 +78,8 @@ struct Model {
   // logits, and what metadata.ood's scores read (the features of a native network, the complexity), or
   // with `everything` all a native network gives (for fitting; a TorchScript import gives logits only).
   OodInputs ood_inputs(const torch::Tensor &x, bool everything = false) const;
+  // The same for the named scores only (the logits always).
+  OodInputs ood_inputs_for(const torch::Tensor &x, const std::vector<std::string> &scores) const;
   int64_t channels() const { return metadata.network.channels; }
   int64_t height() const { return metadata.network.height; }
   int64_t width() const { return metadata.network.width; }

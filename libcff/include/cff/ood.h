@@ -49,6 +49,10 @@ std::vector<double> to_vector(const torch::Tensor &t);
 // The names above, in this order.
 const std::vector<std::string> &ood_score_names();
 bool is_ood_score_name(const std::string &name);
+// What a score reads besides the logits: the network's features (the Mahalanobis scores), the image's
+// complexity (complexity-energy).
+bool ood_score_needs_features(const std::string &name);
+bool ood_score_needs_complexity(const std::string &name);
 
 // Complexity of images in bits per sample (per channel value): the empirical entropy of the residuals of the median edge
 // detector predictor (LOCO-I / JPEG-LS, the predictor lossless coders use) over all channels, on pixel
@@ -86,6 +90,7 @@ class GaussianClassModel {
 
  private:
   torch::Tensor means_, precision_factor_;  // double, CPU
+  torch::Tensor centres_, centre_norms_;    // means_ . precision_factor_ [K, F] and their squared norms [K]
 };
 
 // The scores a model carries, with one calibrated threshold each.
