@@ -128,9 +128,10 @@ std::vector<Classification> Engine::classify(const float *chw_batch, int n, int 
   if (score_index < -1 || score_index >= static_cast<int>(info.ood_scores.size())) {
     throw std::invalid_argument("classify: no OOD score " + std::to_string(score_index));
   }
+  auto wants = [score_index](size_t i) { return score_index < 0 || static_cast<int>(i) == score_index; };
   std::vector<std::string> wanted;
   for (size_t i = 0; i < info.ood_scores.size(); ++i) {
-    if (score_index < 0 || static_cast<int>(i) == score_index) wanted.push_back(info.ood_scores[i].name);
+    if (wants(i)) wanted.push_back(info.ood_scores[i].name);
   }
   torch::Tensor logits;
   std::vector<torch::Tensor> scores;  // one per ood_scores entry; undefined when not wanted
@@ -143,9 +144,8 @@ std::vector<Classification> Engine::classify(const float *chw_batch, int n, int 
     // The scores read only the inputs and the fitted (const) class models: no lock needed.
     logits = inputs.logits.to(torch::kFloat64);
     for (size_t i = 0; i < info.ood_scores.size(); ++i) {
-      const bool want = score_index < 0 || static_cast<int>(i) == score_index;
-      scores.push_back(want ? impl_->model.metadata.ood.score(info.ood_scores[i].name, inputs).contiguous()
-                            : torch::Tensor());
+      scores.push_back(wants(i) ? impl_->model.metadata.ood.score(info.ood_scores[i].name, inputs).contiguous()
+                                : torch::Tensor());
     }
   } catch (const c10::Error &e) {
     throw std::runtime_error(info.path + ": forward pass failed: " + e.what_without_backtrace());
