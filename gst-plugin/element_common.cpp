@@ -14,7 +14,9 @@ void cff_install_model_properties(GObjectClass *gobject_class, guint prop_model,
   g_object_class_install_property(
       gobject_class, prop_model + 2,
       g_param_spec_int("threads", "Threads",
-                       "CPU threads for inference (0 = one per core). LibTorch's thread count is process-wide", 0,
+                       "CPU threads for inference. LibTorch has one thread count per process: a positive value sets it "
+                       "for every element and the application (a warning tells when it replaces another count); 0 "
+                       "(automatic) keeps a count set earlier in the process, else uses one thread per core", 0,
                        1024, 0, ready));
 }
 
@@ -70,7 +72,13 @@ std::shared_ptr<cff::Engine> acquire_engine(GstElement *element, const std::stri
     return nullptr;
   }
   try {
-    return cff::Engine::acquire(path, settings.device, settings.threads);
+    const int before = cff::set_threads(settings.threads);
+    if (settings.threads > 0 && before > 0 && before != settings.threads) {
+      GST_ELEMENT_WARNING(element, RESOURCE, SETTINGS,
+                          ("threads=%d replaces the %d threads set earlier in this process", settings.threads, before),
+                          ("LibTorch has one thread count per process: the element that starts last decides it"));
+    }
+    return cff::Engine::acquire(path, settings.device, /*threads=*/-1);
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(element, RESOURCE, SETTINGS, ("Cannot load %s file '%s': %s", what, path.c_str(), e.what()),
                       (nullptr));

@@ -8,26 +8,47 @@
 namespace cff::gst {
 namespace {
 
-// Byte offsets of R, G, B within a pixel and bytes per pixel, for the packed RGB formats.
-struct PackedLayout {
-  int r, g, b, bytes;
+// Every format the elements handle, once. The order is the caps' order (preference in negotiation).
+struct FormatEntry {
+  GstVideoFormat format;
+  int channels;         // what a pixel holds: 1 (grey or Y'CbCr, whose luma a 1-channel model takes) or 3 (RGB)
+  PackedLayout packed;  // packed RGB formats; bytes == 0 for the others
+  bool write;           // FormatUse::write
+  bool native;          // FormatUse::native
 };
 
-bool packed_layout(GstVideoFormat format, PackedLayout &layout) {
-  switch (format) {
-    case GST_VIDEO_FORMAT_RGB: layout = {0, 1, 2, 3}; return true;
-    case GST_VIDEO_FORMAT_BGR: layout = {2, 1, 0, 3}; return true;
-    case GST_VIDEO_FORMAT_RGBA:
-    case GST_VIDEO_FORMAT_RGBx: layout = {0, 1, 2, 4}; return true;
-    case GST_VIDEO_FORMAT_BGRA:
-    case GST_VIDEO_FORMAT_BGRx: layout = {2, 1, 0, 4}; return true;
-    case GST_VIDEO_FORMAT_ARGB:
-    case GST_VIDEO_FORMAT_xRGB: layout = {1, 2, 3, 4}; return true;
-    case GST_VIDEO_FORMAT_ABGR:
-    case GST_VIDEO_FORMAT_xBGR: layout = {3, 2, 1, 4}; return true;
-    default: return false;
+// The alpha formats and the x-first layouts are read only: write_image could fill them, but no element
+// writes them (cffdenoise's caps have never offered them).
+constexpr FormatEntry kFormats[] = {
+    {GST_VIDEO_FORMAT_GRAY8, 1, {}, true, true},
+    {GST_VIDEO_FORMAT_RGB, 3, {0, 1, 2, 3}, true, true},
+    {GST_VIDEO_FORMAT_BGR, 3, {2, 1, 0, 3}, true, false},
+    {GST_VIDEO_FORMAT_RGBA, 3, {0, 1, 2, 4}, false, false},
+    {GST_VIDEO_FORMAT_BGRA, 3, {2, 1, 0, 4}, false, false},
+    {GST_VIDEO_FORMAT_RGBx, 3, {0, 1, 2, 4}, true, false},
+    {GST_VIDEO_FORMAT_BGRx, 3, {2, 1, 0, 4}, true, false},
+    {GST_VIDEO_FORMAT_xRGB, 3, {1, 2, 3, 4}, false, false},
+    {GST_VIDEO_FORMAT_xBGR, 3, {3, 2, 1, 4}, false, false},
+    {GST_VIDEO_FORMAT_ARGB, 3, {1, 2, 3, 4}, false, false},
+    {GST_VIDEO_FORMAT_ABGR, 3, {3, 2, 1, 4}, false, false},
+    {GST_VIDEO_FORMAT_I420, 1, {}, true, false},
+    {GST_VIDEO_FORMAT_NV12, 1, {}, true, false},
+};
+
+const FormatEntry *find_format(GstVideoFormat format) {
+  for (const auto &e : kFormats) {
+    if (e.format == format) return &e;
   }
+  return nullptr;
 }
+
+bool entry_fits(const FormatEntry &e, FormatUse use, int channels) {
+  if (use == FormatUse::read) return channels == 0 || channels == 1 || channels == 3;
+  if (channels != 0 && channels != e.channels) return false;
+  return use == FormatUse::write ? e.write : e.native;
+}
+
+bool is_yuv(GstVideoFormat format) { return format == GST_VIDEO_FORMAT_I420 || format == GST_VIDEO_FORMAT_NV12; }
 
 // Resampling weights along one axis: output sample d is sum_j weights[j] * input[first + j].
 struct Taps {
@@ -67,7 +88,7 @@ std::vector<Taps> make_taps(int source, int target) {
   return taps;
 }
 
-inline float expand_luma(float y, bool limited) { return limited ? (y - 16.0f) * (255.0f / 219.0f) : y; }
+inline float expand_luma(float y, bool limited) { return limited ? expand_limited_luma(y) : y; }
 inline float expand_chroma(float c, bool limited) { return limited ? (c - 128.0f) * (255.0f / 224.0f) : c - 128.0f; }
 inline float clamp255(float v) { return std::min(255.0f, std::max(0.0f, v)); }
 
@@ -148,20 +169,9 @@ int planes_needed(GstVideoFormat format) {
   }
 }
 
-}  // namespace
-
-bool is_supported_format(GstVideoFormat format) {
-  PackedLayout unused{};
-  return packed_layout(format, unused) || format == GST_VIDEO_FORMAT_GRAY8 || format == GST_VIDEO_FORMAT_I420 ||
-         format == GST_VIDEO_FORMAT_NV12;
-}
-
-const char *supported_formats_caps() {
-  return "{ GRAY8, RGB, BGR, RGBA, BGRA, RGBx, BGRx, xRGB, xBGR, ARGB, ABGR, I420, NV12 }";
-}
-
-PixelView pixel_view(const GstVideoFrame &frame) {
-  PixelView view;
+template <typename Byte>
+BasicPixelView<Byte> make_view(const GstVideoFrame &frame) {
+  BasicPixelView<Byte> view;
   view.format = GST_VIDEO_FRAME_FORMAT(&frame);
   if (!is_supported_format(view.format)) {
     throw std::invalid_argument(std::string("unsupported video format ") + gst_video_format_to_string(view.format));
@@ -170,13 +180,85 @@ PixelView pixel_view(const GstVideoFrame &frame) {
   view.height = GST_VIDEO_FRAME_HEIGHT(&frame);
   const int planes = std::min(3, static_cast<int>(GST_VIDEO_FRAME_N_PLANES(&frame)));
   for (int p = 0; p < planes; ++p) {
-    view.planes[p] = static_cast<const uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, p));
+    view.planes[p] = static_cast<Byte *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, p));
     view.strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, p);
   }
   view.limited_range = GST_VIDEO_INFO_IS_YUV(&frame.info) &&
                        frame.info.colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235;
   return view;
 }
+
+void check_layout(const InputLayout &layout, const char *what) {
+  if (layout.channels != 1 && layout.channels != 3) {
+    throw std::invalid_argument(std::string(what) + ": models with " + std::to_string(layout.channels) +
+                                " channels are not supported (1 or 3)");
+  }
+  if (layout.height <= 0 || layout.width <= 0) throw std::invalid_argument(std::string(what) + ": empty model size");
+  const size_t channels = static_cast<size_t>(layout.channels);
+  for (const auto *v : {&layout.mean, &layout.std}) {
+    if (v->size() != channels && v->size() != 1) throw std::invalid_argument(std::string(what) + ": mean/std size");
+  }
+  for (double s : layout.std) {
+    if (s == 0.0 || !std::isfinite(s)) throw std::invalid_argument(std::string(what) + ": std must be finite, non-zero");
+  }
+}
+
+template <typename View>
+void check_planes(const View &view, const char *what) {
+  for (int p = 0; p < planes_needed(view.format); ++p) {
+    if (!view.planes[p] || view.strides[p] <= 0) throw std::invalid_argument(std::string(what) + ": missing plane");
+  }
+}
+
+}  // namespace
+
+bool packed_layout(GstVideoFormat format, PackedLayout &layout) {
+  const FormatEntry *e = find_format(format);
+  if (!e || e->packed.bytes == 0) return false;
+  layout = e->packed;
+  return true;
+}
+
+bool format_fits(GstVideoFormat format, FormatUse use, int channels) {
+  const FormatEntry *e = find_format(format);
+  return e && entry_fits(*e, use, channels);
+}
+
+std::string formats_caps(FormatUse use, int channels) {
+  std::string list;
+  // channels 0: the 1-channel formats, then the 3-channel ones not listed yet.
+  for (int c : {1, 3}) {
+    if (channels != 0 && c != channels) continue;
+    for (const auto &e : kFormats) {
+      if (!entry_fits(e, use, c) || (channels == 0 && c == 3 && entry_fits(e, use, 1))) continue;
+      list += (list.empty() ? "{ " : ", ") + std::string(gst_video_format_to_string(e.format));
+    }
+  }
+  return list.empty() ? "{ }" : list + " }";
+}
+
+GstCaps *video_caps(FormatUse use, int channels) {
+  const std::string caps = "video/x-raw, format = (string) " + formats_caps(use, channels) +
+                           ", width = (int) [ 1, max ], height = (int) [ 1, max ], framerate = (fraction) [ 0/1, max ]";
+  return gst_caps_from_string(caps.c_str());
+}
+
+GstVideoFormat native_format(int channels) {
+  for (const auto &e : kFormats) {
+    if (e.native && e.channels == channels) return e.format;
+  }
+  return GST_VIDEO_FORMAT_UNKNOWN;
+}
+
+bool is_supported_format(GstVideoFormat format) { return format_fits(format, FormatUse::read); }
+
+const char *supported_formats_caps() {
+  static const std::string caps = formats_caps(FormatUse::read);
+  return caps.c_str();
+}
+
+PixelView pixel_view(const GstVideoFrame &frame) { return make_view<const uint8_t>(frame); }
+MutablePixelView mutable_pixel_view(GstVideoFrame &frame) { return make_view<uint8_t>(frame); }
 
 Region clamp_region(const Region &region, int width, int height) {
   // 64-bit arithmetic: a fuzzer (or an upstream meta) may hand in any int.
@@ -189,26 +271,13 @@ Region clamp_region(const Region &region, int width, int height) {
 
 void convert_region(const PixelView &view, const Region &region, const InputLayout &layout, float *out) {
   if (!is_supported_format(view.format)) throw std::invalid_argument("convert: unsupported video format");
-  if (layout.channels != 1 && layout.channels != 3) {
-    throw std::invalid_argument("convert: models with " + std::to_string(layout.channels) +
-                                " channels are not supported (1 or 3)");
-  }
-  if (layout.height <= 0 || layout.width <= 0) throw std::invalid_argument("convert: empty model input size");
-  const size_t channels = static_cast<size_t>(layout.channels);
-  for (const auto *v : {&layout.mean, &layout.std}) {
-    if (v->size() != channels && v->size() != 1) throw std::invalid_argument("convert: mean/std size mismatch");
-  }
-  for (double s : layout.std) {
-    if (s == 0.0 || !std::isfinite(s)) throw std::invalid_argument("convert: std must be finite and non-zero");
-  }
+  check_layout(layout, "convert");
   if (region.width <= 0 || region.height <= 0 || region.x < 0 || region.y < 0 ||
       static_cast<int64_t>(region.x) + region.width > view.width ||
       static_cast<int64_t>(region.y) + region.height > view.height) {
     throw std::invalid_argument("convert: region is empty or outside the frame");
   }
-  for (int p = 0; p < planes_needed(view.format); ++p) {
-    if (!view.planes[p] || view.strides[p] <= 0) throw std::invalid_argument("convert: missing plane");
-  }
+  check_planes(view, "convert");
   if (!out) throw std::invalid_argument("convert: null output");
 
   const int C = layout.channels, H = layout.height, W = layout.width;
@@ -253,8 +322,7 @@ void convert_region(const PixelView &view, const Region &region, const InputLayo
   }
   // Horizontal pass and normalisation.
   for (int c = 0; c < C; ++c) {
-    const double mean = layout.mean.size() == 1 ? layout.mean[0] : layout.mean[static_cast<size_t>(c)];
-    const double std = layout.std.size() == 1 ? layout.std[0] : layout.std[static_cast<size_t>(c)];
+    const double mean = layout.mean_of(c), std = layout.std_of(c);
     const float scale = static_cast<float>(1.0 / (255.0 * std));
     const float offset = static_cast<float>(mean / std);
     float *dst = out + static_cast<size_t>(c) * H * W;
@@ -266,6 +334,41 @@ void convert_region(const PixelView &view, const Region &region, const InputLayo
         float sum = 0.0f;
         for (size_t j = 0; j < t.weights.size(); ++j) sum += t.weights[j] * src[j];
         dst[static_cast<size_t>(y) * W + x] = sum * scale - offset;
+      }
+    }
+  }
+}
+
+void write_image(const MutablePixelView &view, const InputLayout &layout, const float *image) {
+  if (!format_fits(view.format, FormatUse::write, layout.channels)) {
+    throw std::invalid_argument("write: format does not take a " + std::to_string(layout.channels) + "-channel image");
+  }
+  check_layout(layout, "write");
+  if (layout.height != view.height || layout.width != view.width) {
+    throw std::invalid_argument("write: image size differs from the frame's");
+  }
+  check_planes(view, "write");
+  if (!image) throw std::invalid_argument("write: null image");
+
+  // Component c of pixel x is byte offset[c] + x * step of a row of plane 0 (the Y plane for YUV).
+  PackedLayout packed{0, 0, 0, 1};
+  packed_layout(view.format, packed);
+  const int offset[3] = {packed.r, packed.g, packed.b};
+  const ptrdiff_t step = packed.bytes;
+  // As convert_region: only YUV luma has a limited range.
+  const bool limited = view.limited_range && is_yuv(view.format);
+  const int H = view.height, W = view.width;
+  for (int c = 0; c < layout.channels; ++c) {
+    const double mean = layout.mean_of(c), sd = layout.std_of(c);
+    for (int y = 0; y < H; ++y) {
+      uint8_t *row = view.planes[0] + static_cast<ptrdiff_t>(y) * view.strides[0] + offset[c];
+      const float *in = image + (static_cast<size_t>(c) * H + y) * W;
+      for (int x = 0; x < W; ++x) {
+        // Clamp in full range, then compress: limited luma stays inside 16..235 as convert_region assumes.
+        double p = std::isfinite(in[x]) ? 255.0 * (in[x] * sd + mean) : 0.0;
+        p = std::clamp(p, 0.0, 255.0);
+        if (limited) p = compress_to_limited_luma(p);
+        row[x * step] = static_cast<uint8_t>(std::lround(p));
       }
     }
   }

@@ -38,6 +38,7 @@ enum {
   PROP_DEVICE,
   PROP_THREADS,
   PROP_OOD_THRESHOLD,
+  PROP_CALIBRATED_THRESHOLD,
   PROP_TOP_K,
   PROP_INTERVAL,
   PROP_OVERLAY,
@@ -98,7 +99,9 @@ GType roi_mode_get_type() {
 // and threads are only read in start(), under the object lock.
 struct Private {
   cff::gst::ModelSettings model;  // model, device, threads: read in start(), under the object lock
-  std::atomic<double> ood_threshold{std::numeric_limits<double>::quiet_NaN()};
+  // The threshold set by the user, in force once calibrated_threshold is false (setting it makes it so).
+  std::atomic<double> ood_threshold{0.0};
+  std::atomic<bool> calibrated_threshold{true};
   std::atomic<int> top_k{kDefaultTopK};
   std::atomic<guint> interval{kDefaultInterval};
   std::atomic<bool> overlay{false};
@@ -137,8 +140,7 @@ const cff::ModelInfo::OodScore &active_score(const Private &p) {
 }
 
 double effective_threshold(const Private &p) {
-  const double set = p.ood_threshold.load();
-  if (!std::isnan(set)) return set;
+  if (!p.calibrated_threshold.load()) return p.ood_threshold.load();
   const auto &score = active_score(p);
   return score.calibrated ? score.threshold : std::numeric_limits<double>::infinity();
 }
@@ -349,7 +351,12 @@ void set_property(GObject *object, guint prop_id, const GValue *value, GParamSpe
   try {
     if (cff::gst::set_model_property(object, p.model, PROP_MODEL, prop_id, value)) return;
     switch (prop_id) {
-      case PROP_OOD_THRESHOLD: p.ood_threshold = g_value_get_double(value); break;
+      case PROP_OOD_THRESHOLD:
+        p.ood_threshold = g_value_get_double(value);
+        // Stored after the threshold: a streaming thread that sees the flag off also sees the new value.
+        if (p.calibrated_threshold.exchange(false)) g_object_notify(object, "calibrated-threshold");
+        break;
+      case PROP_CALIBRATED_THRESHOLD: p.calibrated_threshold = g_value_get_boolean(value); break;
       case PROP_TOP_K: p.top_k = static_cast<int>(g_value_get_uint(value)); break;
       case PROP_INTERVAL: p.interval = g_value_get_uint(value); break;
       case PROP_OVERLAY: p.overlay = g_value_get_boolean(value); break;
@@ -373,6 +380,7 @@ void get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *psp
   if (cff::gst::get_model_property(object, p.model, PROP_MODEL, prop_id, value)) return;
   switch (prop_id) {
     case PROP_OOD_THRESHOLD: g_value_set_double(value, p.ood_threshold.load()); break;
+    case PROP_CALIBRATED_THRESHOLD: g_value_set_boolean(value, p.calibrated_threshold.load()); break;
     case PROP_TOP_K: g_value_set_uint(value, static_cast<guint>(p.top_k.load())); break;
     case PROP_INTERVAL: g_value_set_uint(value, p.interval.load()); break;
     case PROP_OVERLAY: g_value_set_boolean(value, p.overlay.load()); break;
@@ -411,19 +419,20 @@ static void gst_cff_classify_class_init(GstCffClassifyClass *klass) {
   const auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
   const auto ready = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_READY);
   const auto playing = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_PLAYING);
-  // NaN fails GLib's strict range validation (NaN != NaN), so the threshold validates laxly:
-  // without this, setting NaN back to "use the calibrated threshold" would be refused.
-  const auto lax = static_cast<GParamFlags>(playing | G_PARAM_LAX_VALIDATION);
   cff_install_model_properties(gobject_class, PROP_MODEL, "Path of the cff model file to classify with (required)");
-  // A NaN default cannot pass g_param_spec_double's range check, so the pspec is made with 0 and
-  // its default set to NaN afterwards: gst-inspect then shows the real default.
-  GParamSpec *threshold = g_param_spec_double(
-      "ood-threshold", "OOD threshold",
-      "Value of the active OOD score (see 'score') above which a result is flagged out of distribution; NaN (the "
-      "default) uses that score's threshold calibrated in the model file (no result is flagged if the file has none)",
-      -G_MAXDOUBLE, G_MAXDOUBLE, 0.0, lax);
-  G_PARAM_SPEC_DOUBLE(threshold)->default_value = std::numeric_limits<double>::quiet_NaN();
-  g_object_class_install_property(gobject_class, PROP_OOD_THRESHOLD, threshold);
+  g_object_class_install_property(
+      gobject_class, PROP_OOD_THRESHOLD,
+      g_param_spec_double("ood-threshold", "OOD threshold",
+                          "Value of the active OOD score (see 'score') above which a result is flagged out of "
+                          "distribution. Setting it turns 'calibrated-threshold' off",
+                          -G_MAXDOUBLE, G_MAXDOUBLE, 0.0, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_CALIBRATED_THRESHOLD,
+      g_param_spec_boolean("calibrated-threshold", "Calibrated threshold",
+                           "Compare the active score with its threshold calibrated in the model file (no result is "
+                           "flagged if the file has none) instead of 'ood-threshold'. Setting 'ood-threshold' turns "
+                           "this off; set it back to TRUE to return to the calibrated threshold",
+                           TRUE, playing));
   g_object_class_install_property(
       gobject_class, PROP_TOP_K,
       g_param_spec_uint("top-k", "Top k", "How many of the most probable classes each result lists (at most the model's "
@@ -465,10 +474,7 @@ static void gst_cff_classify_class_init(GstCffClassifyClass *klass) {
       "probabilities, free energy and OOD score as a GstVideoRegionOfInterestMeta and flags out-of-distribution content",
       "cff developers");
 
-  const std::string caps_string =
-      std::string("video/x-raw, format = (string) ") + cff::gst::supported_formats_caps() +
-      ", width = (int) [ 1, max ], height = (int) [ 1, max ], framerate = (fraction) [ 0/1, max ]";
-  GstCaps *caps = gst_caps_from_string(caps_string.c_str());
+  GstCaps *caps = cff::gst::video_caps(cff::gst::FormatUse::read);
   gst_element_class_add_pad_template(element_class, gst_pad_template_new("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
   gst_element_class_add_pad_template(element_class, gst_pad_template_new("src", GST_PAD_SRC, GST_PAD_ALWAYS, caps));
   gst_caps_unref(caps);

@@ -1,10 +1,10 @@
 // cffdenoise: properties, caps, buffers and metas. The tiling and the denoising are
-// cff::Engine::denoise (libcff: cff::denoise_tiled), the reading of pixels frame_convert.cpp.
+// cff::Engine::denoise (libcff: cff::denoise_tiled), the reading and writing of pixels and the formats
+// frame_convert.cpp.
 #include "gstcffdenoise.h"
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,8 +24,6 @@ namespace {
 constexpr const char *kParamName = "cff/denoise";
 constexpr const char *kRoiType = "cff";
 constexpr const char *kMessageName = "cffdenoise";
-constexpr const char *kGreyFormats = "{ GRAY8, I420, NV12 }";
-constexpr const char *kColourFormats = "{ RGB, BGR, RGBx, BGRx }";
 constexpr double kDefaultSigma = 0.0;
 constexpr guint kDefaultSteps = 1;
 constexpr double kDefaultStrength = 1.0;
@@ -51,54 +49,6 @@ struct Private {
   std::shared_ptr<cff::Engine> engine;
   std::vector<float> image, original;
 };
-
-bool format_fits(GstVideoFormat format, int channels) {
-  switch (format) {
-    case GST_VIDEO_FORMAT_GRAY8:
-    case GST_VIDEO_FORMAT_I420:
-    case GST_VIDEO_FORMAT_NV12: return channels == 1;
-    case GST_VIDEO_FORMAT_RGB:
-    case GST_VIDEO_FORMAT_BGR:
-    case GST_VIDEO_FORMAT_RGBx:
-    case GST_VIDEO_FORMAT_BGRx: return channels == 3;
-    default: return false;
-  }
-}
-
-GstCaps *caps_for(const char *formats) {
-  const std::string s = std::string("video/x-raw, format = (string) ") + formats +
-                        ", width = (int) [ 1, max ], height = (int) [ 1, max ], framerate = (fraction) [ 0/1, max ]";
-  return gst_caps_from_string(s.c_str());
-}
-
-double channel_value(const std::vector<double> &values, int c) {
-  return values.size() > static_cast<size_t>(c) ? values[static_cast<size_t>(c)] : values.at(0);
-}
-
-// Writes a model-space image back into the frame: p = 255 * (x * std + mean); the luma plane for
-// GRAY8/I420/NV12 (compressed back to 16-235 for limited-range YUV, the inverse of frame_convert's
-// expansion), the R, G, B components for packed RGB. Alpha/padding bytes and chroma are untouched.
-void write_back(GstVideoFrame &frame, const std::vector<float> &image, const cff::ModelInfo &info) {
-  const int width = GST_VIDEO_FRAME_WIDTH(&frame), height = GST_VIDEO_FRAME_HEIGHT(&frame);
-  const bool yuv = GST_VIDEO_INFO_IS_YUV(&frame.info);
-  const bool limited = yuv && frame.info.colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235;
-  for (int c = 0; c < info.channels; ++c) {
-    const double mean = channel_value(info.mean, c), sd = channel_value(info.std, c);
-    // Component c: Y for YUV and GRAY8, R/G/B for RGB formats (GStreamer's component order).
-    auto *data = static_cast<uint8_t *>(GST_VIDEO_FRAME_COMP_DATA(&frame, c));
-    const int stride = GST_VIDEO_FRAME_COMP_STRIDE(&frame, c), pixel_stride = GST_VIDEO_FRAME_COMP_PSTRIDE(&frame, c);
-    for (int y = 0; y < height; ++y) {
-      uint8_t *row = data + static_cast<ptrdiff_t>(y) * stride;
-      const float *in = image.data() + (static_cast<size_t>(c) * height + y) * width;
-      for (int x = 0; x < width; ++x) {
-        double p = std::isfinite(in[x]) ? 255.0 * (in[x] * sd + mean) : 0.0;
-        p = std::clamp(p, 0.0, 255.0);
-        if (limited) p = 16.0 + p * (219.0 / 255.0);
-        row[static_cast<ptrdiff_t>(x) * pixel_stride] = static_cast<uint8_t>(std::lround(p));
-      }
-    }
-  }
-}
 
 }  // namespace
 
@@ -152,7 +102,7 @@ GstCaps *transform_caps(GstBaseTransform *trans, GstPadDirection, GstCaps *caps,
   GstCaps *result = gst_caps_copy(caps);
   try {
     if (p.engine) {
-      GstCaps *allowed = caps_for(p.engine->info().channels == 1 ? kGreyFormats : kColourFormats);
+      GstCaps *allowed = cff::gst::video_caps(cff::gst::FormatUse::write, p.engine->info().channels);
       GstCaps *narrowed = gst_caps_intersect(result, allowed);
       gst_caps_unref(allowed);
       gst_caps_unref(result);
@@ -173,9 +123,10 @@ gboolean set_info(GstVideoFilter *filter, GstCaps *, GstVideoInfo *in_info, GstC
   auto *self = GST_CFF_DENOISE(filter);
   auto &p = *self->priv;
   if (!p.engine) return TRUE;  // checked again per frame
-  if (!format_fits(GST_VIDEO_INFO_FORMAT(in_info), p.engine->info().channels)) {
+  const int channels = p.engine->info().channels;
+  if (!cff::gst::format_fits(GST_VIDEO_INFO_FORMAT(in_info), cff::gst::FormatUse::write, channels)) {
     GST_WARNING_OBJECT(self, "format %s does not suit a %d-channel model",
-                       gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(in_info)), p.engine->info().channels);
+                       gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(in_info)), channels);
     return FALSE;
   }
   return TRUE;
@@ -190,7 +141,7 @@ GstFlowReturn transform_frame_ip(GstVideoFilter *filter, GstVideoFrame *frame) {
       return GST_FLOW_ERROR;
     }
     const auto &info = p.engine->info();
-    if (!format_fits(GST_VIDEO_FRAME_FORMAT(frame), info.channels)) {
+    if (!cff::gst::format_fits(GST_VIDEO_FRAME_FORMAT(frame), cff::gst::FormatUse::write, info.channels)) {
       GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
                         ("Format %s does not suit a %d-channel model",
                          gst_video_format_to_string(GST_VIDEO_FRAME_FORMAT(frame)), info.channels),
@@ -207,8 +158,8 @@ GstFlowReturn transform_frame_ip(GstVideoFilter *filter, GstVideoFrame *frame) {
     const double sigma_pixels = p.sigma.load();
     const double strength = p.strength.load();
     const guint steps = p.steps.load();
-    const double pixel_to_model = 1.0 / (255.0 * channel_value(info.std, 0));
-    cff::Engine::DenoiseOptions options;
+    const double pixel_to_model = 1.0 / (255.0 * layout.std_of(0));
+    cff::Engine::FrameDenoiseOptions options;
     options.sigma = sigma_pixels > 0.0 ? sigma_pixels * pixel_to_model : -1.0;
     options.steps = static_cast<int>(steps);
     if (strength < 1.0) p.original = p.image;
@@ -218,7 +169,9 @@ GstFlowReturn transform_frame_ip(GstVideoFilter *filter, GstVideoFrame *frame) {
         p.image[i] = static_cast<float>(p.original[i] + strength * (p.image[i] - p.original[i]));
       }
     }
-    if (strength > 0.0 && used > 0.0) write_back(*frame, p.image, info);
+    if (strength > 0.0 && used > 0.0) {
+      cff::gst::write_image(cff::gst::mutable_pixel_view(*frame), layout, p.image.data());
+    }
 
     const double used_pixels = std::max(0.0, used) / pixel_to_model;
     auto make_structure = [&](const char *name) {
@@ -321,7 +274,7 @@ static void gst_cff_denoise_class_init(GstCffDenoiseClass *klass) {
       "the noise level as a GstVideoRegionOfInterestMeta",
       "cff developers");
 
-  GstCaps *caps = caps_for("{ GRAY8, I420, NV12, RGB, BGR, RGBx, BGRx }");
+  GstCaps *caps = cff::gst::video_caps(cff::gst::FormatUse::write);
   gst_element_class_add_pad_template(element_class, gst_pad_template_new("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
   gst_element_class_add_pad_template(element_class, gst_pad_template_new("src", GST_PAD_SRC, GST_PAD_ALWAYS, caps));
   gst_caps_unref(caps);

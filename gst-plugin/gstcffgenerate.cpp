@@ -1,10 +1,9 @@
 // cffgenerate: properties, caps, timestamps, buffers and metas. The sampling is cff::Engine::generate
-// (libcff); this file only turns its images into frames.
+// (libcff); the writing of its images into frames frame_convert.cpp.
 #include "gstcffgenerate.h"
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <cstdlib>
 #include <deque>
 #include <memory>
@@ -16,6 +15,7 @@
 
 #include "cff/engine.h"
 #include "element_common.h"
+#include "frame_convert.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_cff_generate_debug);
 #define GST_CAT_DEFAULT gst_cff_generate_debug
@@ -250,7 +250,8 @@ GstCaps *get_caps(GstBaseSrc *src, GstCaps *filter) {
     // The model fixes format and size once it is loaded (start() runs before negotiation).
     if (p.engine) {
       const auto &info = p.engine->info();
-      caps = gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, info.channels == 1 ? "GRAY8" : "RGB",
+      const char *format = gst_video_format_to_string(cff::gst::native_format(info.channels));
+      caps = gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, format,
                                  "width", G_TYPE_INT, info.width, "height", G_TYPE_INT, info.height, "framerate",
                                  GST_TYPE_FRACTION_RANGE, 0, 1, G_MAXINT, 1, "pixel-aspect-ratio", GST_TYPE_FRACTION,
                                  1, 1, nullptr);
@@ -360,25 +361,6 @@ void generate_batch(GstCffGenerate *self, const Settings &s) {
   }
 }
 
-// Writes a model-space image into the mapped frame: p = 255 * (x * std + mean).
-void paint(GstVideoFrame &frame, const std::vector<float> &image, const cff::ModelInfo &info) {
-  const int c_count = info.channels, h = info.height, w = info.width;
-  auto *data = static_cast<uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0));
-  const int stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0);
-  for (int c = 0; c < c_count; ++c) {
-    const double mean = info.mean.size() > static_cast<size_t>(c) ? info.mean[c] : info.mean.at(0);
-    const double sd = info.std.size() > static_cast<size_t>(c) ? info.std[c] : info.std.at(0);
-    for (int y = 0; y < h; ++y) {
-      uint8_t *row = data + static_cast<ptrdiff_t>(y) * stride;
-      for (int x = 0; x < w; ++x) {
-        const double v = image[(static_cast<size_t>(c) * h + y) * w + x];
-        const double pixel = std::isfinite(v) ? 255.0 * (v * sd + mean) : 0.0;
-        row[x * c_count + c] = static_cast<uint8_t>(std::lround(std::clamp(pixel, 0.0, 255.0)));
-      }
-    }
-  }
-}
-
 GstFlowReturn create(GstPushSrc *push_src, GstBuffer **out) {
   auto *self = GST_CFF_GENERATE(push_src);
   auto &p = *self->priv;
@@ -406,7 +388,15 @@ GstFlowReturn create(GstPushSrc *push_src, GstBuffer **out) {
       GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Cannot map an output buffer"), (nullptr));
       return GST_FLOW_ERROR;
     }
-    paint(frame, f.image, info);
+    try {
+      cff::gst::write_image(cff::gst::mutable_pixel_view(frame),
+                            cff::gst::InputLayout{info.channels, info.height, info.width, info.mean, info.std},
+                            f.image.data());
+    } catch (...) {
+      gst_video_frame_unmap(&frame);
+      gst_buffer_unref(buffer);
+      throw;
+    }
     gst_video_frame_unmap(&frame);
 
     const int fps_n = GST_VIDEO_INFO_FPS_N(&p.video_info), fps_d = GST_VIDEO_INFO_FPS_D(&p.video_info);
@@ -626,9 +616,7 @@ static void gst_cff_generate_class_init(GstCffGenerateClass *klass) {
       "and the model's reading of each frame as a GstVideoRegionOfInterestMeta",
       "cff developers");
 
-  GstCaps *caps = gst_caps_from_string(
-      "video/x-raw, format = (string) { GRAY8, RGB }, width = (int) [ 1, max ], height = (int) [ 1, max ], "
-      "framerate = (fraction) [ 0/1, max ]");
+  GstCaps *caps = cff::gst::video_caps(cff::gst::FormatUse::native);
   gst_element_class_add_pad_template(element_class, gst_pad_template_new("src", GST_PAD_SRC, GST_PAD_ALWAYS, caps));
   gst_caps_unref(caps);
 

@@ -37,10 +37,8 @@ struct Colour {
 
 class Painter {
  public:
-  Painter(GstVideoFrame &frame, const Region &clip) : frame_(frame), clip_(clip) {
-    format_ = GST_VIDEO_FRAME_FORMAT(&frame);
-    limited_ = GST_VIDEO_INFO_IS_YUV(&frame.info) && frame.info.colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235;
-  }
+  Painter(GstVideoFrame &frame, const Region &clip)
+      : view_(mutable_pixel_view(frame)), clip_(clip), packed_(packed_layout(view_.format, rgb_)) {}
 
   void fill(int x, int y, int w, int h, Colour colour) {
     const int x0 = std::max(x, clip_.x), y0 = std::max(y, clip_.y);
@@ -52,37 +50,22 @@ class Painter {
 
  private:
   void put(int x, int y, Colour c) {
-    auto *line = static_cast<uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA(&frame_, 0)) +
-                 static_cast<ptrdiff_t>(y) * GST_VIDEO_FRAME_PLANE_STRIDE(&frame_, 0);
-    int r = -1, g = -1, b = -1, bytes = 0;
-    switch (format_) {
-      case GST_VIDEO_FORMAT_RGB: r = 0, g = 1, b = 2, bytes = 3; break;
-      case GST_VIDEO_FORMAT_BGR: r = 2, g = 1, b = 0, bytes = 3; break;
-      case GST_VIDEO_FORMAT_RGBA:
-      case GST_VIDEO_FORMAT_RGBx: r = 0, g = 1, b = 2, bytes = 4; break;
-      case GST_VIDEO_FORMAT_BGRA:
-      case GST_VIDEO_FORMAT_BGRx: r = 2, g = 1, b = 0, bytes = 4; break;
-      case GST_VIDEO_FORMAT_ARGB:
-      case GST_VIDEO_FORMAT_xRGB: r = 1, g = 2, b = 3, bytes = 4; break;
-      case GST_VIDEO_FORMAT_ABGR:
-      case GST_VIDEO_FORMAT_xBGR: r = 3, g = 2, b = 1, bytes = 4; break;
-      default: break;
-    }
-    if (bytes) {
-      uint8_t *p = line + static_cast<ptrdiff_t>(x) * bytes;
-      p[r] = c.r, p[g] = c.g, p[b] = c.b;
+    uint8_t *line = view_.planes[0] + static_cast<ptrdiff_t>(y) * view_.strides[0];
+    if (packed_) {
+      uint8_t *p = line + static_cast<ptrdiff_t>(x) * rgb_.bytes;
+      p[rgb_.r] = c.r, p[rgb_.g] = c.g, p[rgb_.b] = c.b;
       return;
     }
     // Luma-only formats: the marks keep their brightness, not their hue.
     double luma = 0.299 * c.r + 0.587 * c.g + 0.114 * c.b;
-    if (limited_) luma = 16.0 + luma * 219.0 / 255.0;
+    if (view_.limited_range) luma = compress_to_limited_luma(luma);
     line[x] = static_cast<uint8_t>(std::lround(luma));
   }
 
-  GstVideoFrame &frame_;
+  MutablePixelView view_;
   Region clip_;
-  GstVideoFormat format_;
-  bool limited_ = false;
+  PackedLayout rgb_;
+  bool packed_;
 };
 
 }  // namespace

@@ -13,7 +13,7 @@ Families:
   digits   grey 28x28, 10 classes: the 5000 handwritten digits of opencv-doc's digits.png (20x20, padded to
            28x28 as MNIST is); train and test take different images, --train + --test <= 5000
 
-usage: make_dataset.py FAMILY OUT_DIR [--train N] [--test N] [--size HxW] [--seed S]
+usage: make_dataset.py FAMILY OUT_DIR [--train N] [--test N] [--size WxH] [--seed S]
 """
 import argparse
 import glob
@@ -158,15 +158,15 @@ def main():
     p.add_argument("out")
     p.add_argument("--train", type=int, default=3600, help="training images (spread evenly over the classes)")
     p.add_argument("--test", type=int, default=400, help="test images")
-    p.add_argument("--size", default=None, help="HxW [28x28 for glyphs/letters, 32x32 otherwise]")
+    p.add_argument("--size", default=None, help="WxH (width x height, as in every cff tool) [28x28 for glyphs/letters, 32x32 otherwise]")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     grey = a.family in ("glyphs", "letters", "digits")
     size = a.size or ("28x28" if grey else "32x32")
     try:
-        h, w = (int(v) for v in size.lower().split("x"))
+        w, h = (int(v) for v in size.lower().split("x"))
     except ValueError:
-        sys.exit(f"make_dataset.py: error: --size: expected HxW, got '{size}'")
+        sys.exit(f"make_dataset.py: error: --size: expected WxH, got '{size}'")
     rng = np.random.default_rng(a.seed)
     if a.family == "glyphs":
         classes = [str(d) for d in range(10)]

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <sstream>
 
+#include <CLI/CLI.hpp>
+
 namespace cff::cli {
 
 double to_double(const std::string &name, const std::string &v) {
@@ -22,6 +24,12 @@ int64_t to_int(const std::string &name, const std::string &v, int64_t minimum) {
   return i;
 }
 
+std::pair<int64_t, int64_t> to_size(const std::string &name, const std::string &v) {
+  const auto x = v.find_first_of("xX");
+  if (x == std::string::npos) throw UsageError("--" + name + ": expected WxH, got '" + v + "'");
+  return {to_int(name, v.substr(0, x), 1), to_int(name, v.substr(x + 1), 1)};
+}
+
 std::vector<std::string> split(const std::string &v) {
   std::vector<std::string> out;
   std::stringstream s(v);
@@ -33,30 +41,32 @@ std::vector<std::string> split(const std::string &v) {
 }
 
 std::vector<std::string> parse(int argc, char **argv, const std::vector<Option> &options, const std::string &hint) {
+  // CLI11 does the parsing (--name VALUE, --name=VALUE, flags, positionals, negative numbers as values);
+  // the table keeps the help text and the setters, which run in command-line order as CLI11 meets them.
+  CLI::App app;
+  app.set_help_flag();  // --help is one of the table's options
+  app.allow_windows_style_options(false);
   std::vector<std::string> positional;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "-h") arg = "--help";
-    if (arg.rfind("--", 0) != 0) {
-      positional.push_back(arg);
-      continue;
+  for (const auto &opt : options) {
+    const std::string flag = "--" + opt.name + (opt.name == "help" ? ",-h" : "");
+    CLI::Option *added = nullptr;
+    if (opt.arg.empty()) {
+      added = app.add_flag_callback(flag, [set = opt.set]() { set(""); });
+    } else {
+      added = app.add_option_function<std::string>(flag, [set = opt.set](const std::string &v) { set(v); });
+      added->type_name(opt.arg)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     }
-    std::string name = arg.substr(2), value;
-    const auto eq = name.find('=');
-    if (eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    }
-    const Option *found = nullptr;
-    for (const auto &opt : options) {
-      if (opt.name == name) found = &opt;
-    }
-    if (!found) throw UsageError("unknown option --" + name + hint);
-    if (!found->arg.empty() && eq == std::string::npos) {
-      if (i + 1 >= argc) throw UsageError("--" + name + " needs a value (" + found->arg + ")");
-      value = argv[++i];
-    }
-    found->set(value);
+    added->trigger_on_parse();
+  }
+  app.add_option("arguments", positional);
+  app.allow_extras();  // unknown options are named below, in the tools' own words
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    throw UsageError(e.what() + hint);
+  }
+  for (const auto &extra : app.remaining()) {
+    if (extra.rfind("-", 0) == 0) throw UsageError("unknown option " + extra.substr(0, extra.find('=')) + hint);
   }
   return positional;
 }

@@ -1,4 +1,4 @@
-// The command-line parsing that cff-train and cff-eval share: a table of options (name, value name, help,
+// The command-line parsing that cff-train and cff-eval share, on CLI11: a table of options (name, value name, help,
 // setter), --name VALUE and --name=VALUE, flags, -h for --help, and number parsing with one-line errors.
 #pragma once
 
@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cff::cli {
@@ -29,6 +30,9 @@ double to_double(const std::string &name, const std::string &v);
 // "--name: 'v' is not an integer", "--name: must be at least MINIMUM".
 int64_t to_int(const std::string &name, const std::string &v,
                int64_t minimum = std::numeric_limits<int64_t>::min());
+// "WxH" (width x height, the order of every cff tool and of GStreamer caps) as {width, height}, each at least
+// 1: "--name: expected WxH, got 'v'".
+std::pair<int64_t, int64_t> to_size(const std::string &name, const std::string &v);
 // Comma-separated items, empty ones dropped.
 std::vector<std::string> split(const std::string &v);
 // The items with `separator` between them.

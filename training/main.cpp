@@ -5,6 +5,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <tuple>
 
 #include "cff/model_file.h"
 #include "cli.h"
@@ -77,13 +78,8 @@ int main(int argc, char **argv) {
       {"groups", "N", "GroupNorm groups " + shown(d.network.groups), [&](auto v) { o.network.groups = to_int("groups", v); }},
       {"activation", "NAME", "silu, gelu or softplus " + shown(d.network.activation), [&](auto v) { o.network.activation = v; }},
       {"channels", "N", "image channels for image-folder data (1 or 3) " + shown(d.network.channels), [&](auto v) { o.network.channels = to_int("channels", v); }},
-      {"size", "HxW", "image size for image-folder data " + shown(std::to_string(d.network.height) + "x" + std::to_string(d.network.width)),
-       [&](auto v) {
-         const auto x = v.find('x');
-         if (x == std::string::npos) throw std::runtime_error("--size: expected HxW, got '" + v + "'");
-         o.network.height = to_int("size", v.substr(0, x));
-         o.network.width = to_int("size", v.substr(x + 1));
-       }},
+      {"size", "WxH", "image size for image-folder data, width x height " + shown(std::to_string(d.network.width) + "x" + std::to_string(d.network.height)),
+       [&](auto v) { std::tie(o.network.width, o.network.height) = cff::cli::to_size("size", v); }},
       {"epochs", "N", "training epochs; 0 = 16, or more to reach --min-steps " + shown(d.epochs),
        [&](auto v) { o.epochs = to_int("epochs", v, 0); }},
       {"min-steps", "N", "with --epochs 0: train at least N optimiser steps " + shown(d.min_steps),

@@ -77,6 +77,24 @@ void append_line(const std::string &path, const nlohmann::json &j) {
   out << j.dump() << "\n";
 }
 
+// Keeps the lines of a metrics file whose epoch is at most `epochs`; an unreadable line (the tail of a run
+// killed while writing) goes too. The file is rewritten atomically, and only if a line goes.
+void trim_metrics(const std::string &path, int64_t epochs) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string line, kept;
+  bool changed = false;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded() && j.is_object() && j.value("epoch", int64_t{0}) <= epochs) {
+      kept += line + "\n";
+    } else {
+      changed = true;
+    }
+  }
+  if (changed) cff::write_file_atomically(path, kept);
+}
+
 struct State {
   Classifier net{nullptr}, ema{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer;
@@ -264,8 +282,9 @@ Split split_training_data(TrainOptions &opt) {
 
 std::string checkpoint_path(const std::string &run_dir) { return (fs::path(run_dir) / "checkpoint.pt").string(); }
 
-nlohmann::json train(const TrainOptions &opt_in) {
-  TrainOptions opt = opt_in;
+namespace {
+
+void validate_options(const TrainOptions &opt) {
   if (opt.objective != "cff" && opt.objective != "ce") throw std::runtime_error("objective must be cff or ce, got '" + opt.objective + "'");
   if (opt.epochs < 0 || opt.batch < 1 || opt.min_steps < 1) {
     throw std::runtime_error("epochs must be >= 0 (0 = auto), batch and min-steps >= 1");
@@ -287,264 +306,309 @@ nlohmann::json train(const TrainOptions &opt_in) {
   if (opt.augment != "none" && opt.augment != "flip" && opt.augment != "crop" && opt.augment != "flip+crop") {
     throw std::runtime_error("augment must be none, flip, crop or flip+crop, got '" + opt.augment + "'");
   }
+}
+
+// Everything one run works with, set up once by start_run; the steps below read and update it.
+struct Run {
+  TrainOptions opt;
+  c10::Device device{c10::kCPU};
+  std::string metrics_path, checkpoint;
+  nlohmann::json options_json;
+  Split data;
+  torch::Tensor test_x, test_y;
+  int64_t n_train = 0, steps_per_epoch = 0, total_steps = 0;
+  State s;
+  CosineSchedule schedule;
+  LogitsFunction f, f_ema;
+  Clock::time_point start = Clock::now();
+};
+
+// Options, device, data (split, test subset) and the model state, fresh or resumed.
+void start_run(Run &run, const TrainOptions &options) {
+  run.opt = options;
+  auto &opt = run.opt;
+  validate_options(opt);
   cff::set_threads(opt.threads);
-  const auto device = cff::parse_device(opt.device);
+  run.device = cff::parse_device(opt.device);
   fs::create_directories(opt.run_dir);
   if (opt.export_path.empty()) opt.export_path = (fs::path(opt.run_dir) / "model.cff").string();
-  const std::string metrics_path = (fs::path(opt.run_dir) / "metrics.jsonl").string();
+  run.metrics_path = (fs::path(opt.run_dir) / "metrics.jsonl").string();
+  run.checkpoint = checkpoint_path(opt.run_dir);
 
   // Data: a held-out slice of the training set calibrates the OOD thresholds; the test split measures.
-  auto split = split_training_data(opt);
-  auto &train_set = split.train_set;
+  run.data = split_training_data(opt);
   auto test_set = cff::data::load_dataset(opt.test_data.empty() ? opt.data : opt.test_data, "test",
                                           opt.network.channels, opt.network.height, opt.network.width);
-  const Plan plan = split.plan;
-  const int64_t holdout = plan.holdout;
-  opt.epochs = plan.epochs;
-  auto calib_x = split.calib_x;
-  auto train_x = split.train_x;
-  auto train_y = split.train_y;
-  auto test_x = test_set.normalized();
-  auto test_y = test_set.labels;
-  if (opt.eval_limit > 0 && opt.eval_limit < test_x.size(0)) {
+  opt.epochs = run.data.plan.epochs;
+  run.test_x = test_set.normalized();
+  run.test_y = test_set.labels;
+  if (opt.eval_limit > 0 && opt.eval_limit < run.test_x.size(0)) {
     // A fixed random subset: test splits are often ordered by class, and their first N would be one class.
-    auto pick = torch::randperm(test_x.size(0), epoch_generator(opt.seed, -2, 0)).slice(0, 0, opt.eval_limit);
-    test_x = test_x.index_select(0, pick);
-    test_y = test_y.index_select(0, pick);
+    auto pick = torch::randperm(run.test_x.size(0), epoch_generator(opt.seed, -2, 0)).slice(0, 0, opt.eval_limit);
+    run.test_x = run.test_x.index_select(0, pick);
+    run.test_y = run.test_y.index_select(0, pick);
   }
-  const int64_t n_train = train_x.size(0);
-  if (n_train < 1) throw std::runtime_error(train_set.description + ": no training images left");
-  const int64_t steps_per_epoch = plan.steps_per_epoch;
-  const int64_t total_steps = steps_per_epoch * opt.epochs;
+  run.n_train = run.data.train_x.size(0);
+  if (run.n_train < 1) throw std::runtime_error(run.data.train_set.description + ": no training images left");
+  run.steps_per_epoch = run.data.plan.steps_per_epoch;
+  run.total_steps = run.steps_per_epoch * opt.epochs;
 
   torch::manual_seed(opt.seed);
-  State s;
+  auto &s = run.s;
   s.net = Classifier(opt.network);
   s.ema = Classifier(opt.network);
   copy_parameters(s.ema, s.net);
-  s.net->to(device);
-  s.ema->to(device);
+  s.net->to(run.device);
+  s.ema->to(run.device);
   freeze(*s.ema);
   s.optimizer = std::make_unique<torch::optim::AdamW>(
       s.net->parameters(), torch::optim::AdamWOptions(opt.lr).weight_decay(opt.weight_decay));
-  const auto options_json = options_to_json(opt);
-  const auto ckpt = checkpoint_path(opt.run_dir);
+  run.options_json = options_to_json(opt);
   if (opt.resume) {
-    load_checkpoint(ckpt, s, options_json);
-    std::printf("resumed from %s after epoch %ld\n", ckpt.c_str(), static_cast<long>(s.epoch));
-  } else if (fs::exists(metrics_path)) {
-    fs::remove(metrics_path);
+    load_checkpoint(run.checkpoint, s, run.options_json);
+    // Metrics are written before the checkpoint: epochs after the checkpoint's (a run killed between
+    // the two) are trained again, so their lines go.
+    trim_metrics(run.metrics_path, s.epoch);
+    std::printf("resumed from %s after epoch %ld\n", run.checkpoint.c_str(), static_cast<long>(s.epoch));
+  } else if (fs::exists(run.metrics_path)) {
+    fs::remove(run.metrics_path);
   }
-
-  const CosineSchedule schedule;
   auto net = s.net;
-  LogitsFunction f = [net](const torch::Tensor &x) mutable { return net->forward(x); };
+  run.f = [net](const torch::Tensor &x) mutable { return net->forward(x); };
   auto ema_net = s.ema;
-  LogitsFunction f_ema = [ema_net](const torch::Tensor &x) mutable { return ema_net->forward(x); };
-  const c10::IntArrayRef chw = train_x.sizes().slice(1);
-  std::vector<int64_t> chw_v(chw.begin(), chw.end());
+  run.f_ema = [ema_net](const torch::Tensor &x) mutable { return ema_net->forward(x); };
+}
 
+void print_plan(const Run &run) {
+  const auto &opt = run.opt;
+  const auto &plan = run.data.plan;
   std::printf("cff-train: %s, %ld training images (%ld held out for calibration), test %ld images\n",
-              train_set.description.c_str(), static_cast<long>(n_train), static_cast<long>(holdout),
-              static_cast<long>(test_x.size(0)));
+              run.data.train_set.description.c_str(), static_cast<long>(run.n_train), static_cast<long>(plan.holdout),
+              static_cast<long>(run.test_x.size(0)));
   std::printf("cff-train: objective %s, network %s (%ld parameters), device %s\n", opt.objective.c_str(),
-              opt.network.to_json().dump().c_str(), static_cast<long>(s.net->parameter_count()),
-              cff::describe_device(device).c_str());
+              opt.network.to_json().dump().c_str(), static_cast<long>(run.s.net->parameter_count()),
+              cff::describe_device(run.device).c_str());
   std::printf("cff-train: %ld epochs of %ld steps = %ld steps (%s); hold-out %ld images (%s); augment %s",
-              static_cast<long>(opt.epochs), static_cast<long>(steps_per_epoch), static_cast<long>(total_steps),
-              plan.epochs_reason.c_str(), static_cast<long>(holdout), plan.holdout_reason.c_str(), opt.augment.c_str());
+              static_cast<long>(opt.epochs), static_cast<long>(run.steps_per_epoch), static_cast<long>(run.total_steps),
+              plan.epochs_reason.c_str(), static_cast<long>(plan.holdout), plan.holdout_reason.c_str(), opt.augment.c_str());
+  const long ramp = static_cast<long>(std::llround(opt.force_warmup * static_cast<double>(run.total_steps)));
   if (opt.objective == "cff" && opt.warmup_accuracy > 0) {
     std::printf("; CE first: force and noisy CE join at training accuracy %.3f (by step %ld at the latest), full weight "
                 "%ld steps later",
-                noised_terms_accuracy(opt.warmup_accuracy, opt.network.num_classes), static_cast<long>(total_steps / 4),
-                static_cast<long>(std::llround(opt.force_warmup * static_cast<double>(total_steps))));
+                noised_terms_accuracy(opt.warmup_accuracy, opt.network.num_classes),
+                static_cast<long>(run.total_steps / 4), ramp);
   } else if (opt.objective == "cff") {
-    std::printf("; force and noisy CE from the first step, full weight after %ld steps",
-                static_cast<long>(std::llround(opt.force_warmup * static_cast<double>(total_steps))));
+    std::printf("; force and noisy CE from the first step, full weight after %ld steps", ramp);
   }
   std::printf("\n");
   std::fflush(stdout);
+}
 
-  // The noised terms' weight: 0 until they join (CE first), then a linear ramp to 1 over
-  // force_warmup * total_steps.
-  const double ramp_steps = opt.force_warmup * static_cast<double>(total_steps);
+// The noised terms' weight at a step: 0 until they join (CE first), then a linear ramp to 1 over
+// force_warmup * total_steps.
+double noised_weight(const Run &run, int64_t step) {
+  const double ramp_steps = run.opt.force_warmup * static_cast<double>(run.total_steps);
+  if (run.s.noised_from < 0 || step < run.s.noised_from) return 0.0;
+  return ramp_steps > 0 ? std::min(1.0, (step - run.s.noised_from + 1) / ramp_steps) : 1.0;
+}
+
+// CE first: the noised terms join once the bias-corrected running accuracy reaches the join accuracy
+// (or a quarter of the steps has passed).
+void maybe_join_noised_terms(Run &run, int64_t global_step) {
+  const auto &opt = run.opt;
+  if (opt.objective != "cff" || run.s.noised_from >= 0) return;
   const double join_accuracy = noised_terms_accuracy(opt.warmup_accuracy, opt.network.num_classes);
-  auto noised_weight = [&](int64_t step) {
-    if (s.noised_from < 0 || step < s.noised_from) return 0.0;
-    return ramp_steps > 0 ? std::min(1.0, (step - s.noised_from + 1) / ramp_steps) : 1.0;
-  };
+  const double accuracy = run.s.running_accuracy / (1.0 - std::pow(0.9, static_cast<double>(global_step) + 1e-9));
+  if (opt.warmup_accuracy > 0 && accuracy < join_accuracy && global_step < run.total_steps / 4) return;
+  run.s.noised_from = global_step;
+  std::printf("cff-train: step %ld: training accuracy %.3f: the force and noisy-CE terms join, full weight at step %ld\n",
+              static_cast<long>(global_step), global_step > 0 ? accuracy : 0.0,
+              static_cast<long>(global_step + std::llround(opt.force_warmup * static_cast<double>(run.total_steps))));
+  if (opt.warmup_accuracy > 0 && accuracy < join_accuracy) {
+    std::printf("cff-train: warning: CE alone did not reach training accuracy %.3f in a quarter of the steps\n",
+                join_accuracy);
+  }
+}
 
-  nlohmann::json last_metrics;
-  const auto run_start = Clock::now();
-  for (int64_t epoch = s.epoch; epoch < opt.epochs; ++epoch) {
-    s.net->train();
-    auto shuffle_gen = epoch_generator(opt.seed, epoch, 1);
-    auto augment_gen = epoch_generator(opt.seed, epoch, 2);
-    auto loss_gen = epoch_generator(opt.seed, epoch, 3);
-    auto order = torch::randperm(n_train, shuffle_gen);
-    double sum_total = 0, sum_ce = 0, sum_ce_noisy = 0, sum_force = 0, sum_margin = 0, correct = 0;
-    int64_t seen = 0;
-    const auto epoch_start = Clock::now();
-    auto last_print = epoch_start;
-    for (int64_t b = 0; b < steps_per_epoch; ++b) {
-      const int64_t global_step = epoch * steps_per_epoch + b;
-      // Linear warm-up, then cosine decay to zero.
-      const int64_t warm = std::max<int64_t>(1, static_cast<int64_t>(opt.warmup * total_steps));
-      double lr = global_step < warm ? opt.lr * (global_step + 1) / warm
-                                     : opt.lr * 0.5 * (1 + std::cos(M_PI * (global_step - warm) / std::max<int64_t>(1, total_steps - warm)));
-      for (auto &group : s.optimizer->param_groups()) static_cast<torch::optim::AdamWOptions &>(group.options()).lr(lr);
+// Linear warm-up, then cosine decay to zero.
+double learning_rate(const TrainOptions &opt, int64_t step, int64_t total_steps) {
+  const int64_t warm = std::max<int64_t>(1, static_cast<int64_t>(opt.warmup * total_steps));
+  return step < warm ? opt.lr * (step + 1) / warm
+                     : opt.lr * 0.5 * (1 + std::cos(M_PI * (step - warm) / std::max<int64_t>(1, total_steps - warm)));
+}
 
-      auto idx = order.slice(0, b * opt.batch, std::min((b + 1) * opt.batch, n_train));
-      auto x = augment_batch(train_x.index_select(0, idx), opt.augment, augment_gen).to(device);
-      auto y = train_y.index_select(0, idx).to(device);
-      if (opt.objective == "cff" && s.noised_from < 0) {
-        const double accuracy = s.running_accuracy / (1.0 - std::pow(0.9, static_cast<double>(global_step) + 1e-9));
-        if (opt.warmup_accuracy <= 0 || accuracy >= join_accuracy || global_step >= total_steps / 4) {
-          s.noised_from = global_step;
-          std::printf("cff-train: step %ld: training accuracy %.3f: the force and noisy-CE terms join, full weight at step %ld\n",
-                      static_cast<long>(global_step), global_step > 0 ? accuracy : 0.0,
-                      static_cast<long>(global_step + std::llround(ramp_steps)));
-          if (opt.warmup_accuracy > 0 && accuracy < join_accuracy) {
-            std::printf("cff-train: warning: CE alone did not reach training accuracy %.3f in a quarter of the steps\n",
-                        join_accuracy);
-          }
-        }
-      }
-      CffLossOptions loss = opt.loss;
-      const double weight = noised_weight(global_step);
-      loss.beta *= weight;
-      loss.gamma *= weight;
-      // Before the noised terms join, the step is plain CE (the same loss, a third of the cost).
-      auto terms = opt.objective == "cff" && weight > 0 ? cff_loss(f, x, y, schedule, loss, loss_gen)
-                                                        : cross_entropy_loss(f, x, y);
-      if (!torch::isfinite(terms.total).item<bool>()) {
-        throw std::runtime_error("training diverged: loss is not finite at epoch " + std::to_string(epoch + 1) +
-                                 ", step " + std::to_string(b + 1) + " (try a lower --lr)");
-      }
-      s.optimizer->zero_grad();
-      terms.total.backward();
-      s.optimizer->step();
-      if (opt.ema > 0) {
-        torch::NoGradGuard no_grad;
-        const double decay = std::min(opt.ema, (1.0 + global_step) / (10.0 + global_step));
-        auto e = s.ema->parameters();
-        auto p = s.net->parameters();
-        for (size_t i = 0; i < e.size(); ++i) e[i].mul_(decay).add_(p[i], 1.0 - decay);
-      } else {
-        copy_parameters(s.ema, s.net);
-      }
-      const int64_t n = x.size(0);
-      seen += n;
-      sum_total += terms.total.item<double>() * n;
-      sum_ce += terms.ce_clean.item<double>() * n;
-      sum_ce_noisy += terms.ce_noisy.item<double>() * n;
-      sum_force += terms.force.item<double>() * n;
-      sum_margin += terms.margin.item<double>() * n;
-      const double batch_correct = terms.logits_clean.argmax(1).eq(y).sum().item<double>();
-      correct += batch_correct;
-      s.running_accuracy = 0.9 * s.running_accuracy + 0.1 * batch_correct / static_cast<double>(n);
-      const auto now = Clock::now();
-      if (std::chrono::duration<double>(now - last_print).count() >= opt.progress_seconds || b + 1 == steps_per_epoch) {
-        last_print = now;
-        const double elapsed = std::chrono::duration<double>(now - epoch_start).count();
-        const double rate = seen / std::max(1e-9, elapsed);
-        const double remaining = (static_cast<double>(n_train - seen) + static_cast<double>(n_train) * (opt.epochs - epoch - 1)) / rate;
-        std::printf("epoch %ld/%ld [%6ld/%ld] %6.0f img/s  loss %.4f  ce %.4f  ce_t %.4f  force %.4f (weight %.2f)  acc %.3f  "
-                    "lr %.2e  ETA %s\n",
-                    static_cast<long>(epoch + 1), static_cast<long>(opt.epochs), static_cast<long>(seen),
-                    static_cast<long>(n_train), rate, sum_total / seen, sum_ce / seen, sum_ce_noisy / seen,
-                    sum_force / seen, loss.beta, correct / seen, lr, format_duration(remaining).c_str());
-        std::fflush(stdout);
-      }
-    }
-    s.epoch = epoch + 1;
-    const double epoch_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-    save_checkpoint(ckpt, s, options_json);
+void update_ema(State &s, double ema, int64_t step) {
+  if (ema <= 0) {
+    copy_parameters(s.ema, s.net);
+    return;
+  }
+  torch::NoGradGuard no_grad;
+  const double decay = std::min(ema, (1.0 + step) / (10.0 + step));
+  auto e = s.ema->parameters();
+  auto p = s.net->parameters();
+  for (size_t i = 0; i < e.size(); ++i) e[i].mul_(decay).add_(p[i], 1.0 - decay);
+}
 
-    nlohmann::json m = {{"epoch", s.epoch},
-                        {"train_loss", sum_total / seen},
-                        {"train_ce", sum_ce / seen},
-                        {"train_ce_noisy", sum_ce_noisy / seen},
-                        {"train_force", sum_force / seen},
-                        {"train_margin", sum_margin / seen},
-                        {"train_accuracy", correct / seen},
-                        {"epoch_seconds", epoch_seconds},
-                        {"images_per_second", seen / epoch_seconds},
-                        {"steps", s.epoch * steps_per_epoch},
-                        {"force_weight", opt.objective == "cff" ? opt.loss.beta * noised_weight(s.epoch * steps_per_epoch - 1) : 0.0}};
-    if (s.epoch * steps_per_epoch >= chance_check_steps && near_chance(correct / seen, opt.network.num_classes)) {
-      char warning[512];
-      std::snprintf(warning, sizeof(warning),
-                    "training accuracy %.3f is near chance (%ld classes) after %ld steps: clean CE %.3f (ln K = %.3f), "
-                    "force %.3f. Check the labels; compare with --objective ce; more steps (--min-steps) may help",
-                    correct / seen, static_cast<long>(opt.network.num_classes), static_cast<long>(s.epoch * steps_per_epoch),
-                    sum_ce / seen, std::log(static_cast<double>(opt.network.num_classes)), sum_force / seen);
-      std::printf("cff-train: warning: %s\n", warning);
-      m["warnings"] = nlohmann::json::array({warning});
+// Sums over an epoch's images of the loss terms, for the progress lines and the metrics.
+struct EpochTotals {
+  double total = 0, ce = 0, ce_noisy = 0, force = 0, margin = 0, correct = 0;
+  int64_t seen = 0;
+  double seconds = 0;
+  double mean(double sum) const { return sum / static_cast<double>(seen); }
+};
+
+EpochTotals train_epoch(Run &run, int64_t epoch) {
+  const auto &opt = run.opt;
+  auto &s = run.s;
+  s.net->train();
+  auto shuffle_gen = epoch_generator(opt.seed, epoch, 1);
+  auto augment_gen = epoch_generator(opt.seed, epoch, 2);
+  auto loss_gen = epoch_generator(opt.seed, epoch, 3);
+  auto order = torch::randperm(run.n_train, shuffle_gen);
+  EpochTotals sum;
+  const auto epoch_start = Clock::now();
+  auto last_print = epoch_start;
+  for (int64_t b = 0; b < run.steps_per_epoch; ++b) {
+    const int64_t global_step = epoch * run.steps_per_epoch + b;
+    const double lr = learning_rate(opt, global_step, run.total_steps);
+    for (auto &group : s.optimizer->param_groups()) static_cast<torch::optim::AdamWOptions &>(group.options()).lr(lr);
+
+    auto idx = order.slice(0, b * opt.batch, std::min((b + 1) * opt.batch, run.n_train));
+    auto x = augment_batch(run.data.train_x.index_select(0, idx), opt.augment, augment_gen).to(run.device);
+    auto y = run.data.train_y.index_select(0, idx).to(run.device);
+    maybe_join_noised_terms(run, global_step);
+    CffLossOptions loss = opt.loss;
+    const double weight = noised_weight(run, global_step);
+    loss.beta *= weight;
+    loss.gamma *= weight;
+    // Before the noised terms join, the step is plain CE (the same loss, a third of the cost).
+    auto terms = opt.objective == "cff" && weight > 0 ? cff_loss(run.f, x, y, run.schedule, loss, loss_gen)
+                                                      : cross_entropy_loss(run.f, x, y);
+    if (!torch::isfinite(terms.total).item<bool>()) {
+      throw std::runtime_error("training diverged: loss is not finite at epoch " + std::to_string(epoch + 1) +
+                               ", step " + std::to_string(b + 1) + " (try a lower --lr)");
     }
-    const bool last = s.epoch == opt.epochs;
-    if (last || (opt.eval_every > 0 && s.epoch % opt.eval_every == 0)) {
-      s.ema->eval();
-      auto test_logits = cff::data::batched_logits(f_ema, test_x, device);
-      m["test_accuracy"] = cff::data::accuracy(test_logits, test_y);
-      nlohmann::json ood = nlohmann::json::object();
-      for (const auto &name : opt.ood_sets) {
-        auto out_x = cff::data::make_ood_set(name, test_x, 2000, opt.seed + 17);
-        auto out_logits = cff::data::batched_logits(f_ema, out_x, device);
-        ood[cff::data::ood_set_label(name)] = cff::data::score_ood(test_logits.slice(0, 0, std::min<int64_t>(2000, test_logits.size(0))), out_logits).to_json();
-      }
-      m["ood"] = ood;
-    }
-    if (opt.objective == "cff" && opt.samples_every > 0 && (last || s.epoch % opt.samples_every == 0)) {
-      auto samples = cff::data::class_samples(f_ema, schedule, opt.network.num_classes, 10, chw_v, opt.sample_steps,
-                                              opt.seed, device);
-      const auto grid_path = (fs::path(opt.run_dir) / ("samples_epoch" + std::to_string(s.epoch) + ".png")).string();
-      cff::data::write_png(grid_path, cff::data::make_grid(samples, 10, 2));
-      m["sample_grid"] = grid_path;
-    }
-    append_line(metrics_path, m);
-    std::printf("epoch %ld/%ld done in %s: loss %.4f, train acc %.4f (chance %.3f)", static_cast<long>(s.epoch),
-                static_cast<long>(opt.epochs), format_duration(epoch_seconds).c_str(), sum_total / seen, correct / seen,
-                chance_accuracy(opt.network.num_classes));
-    if (m.contains("test_accuracy")) std::printf(", test acc %.4f", m["test_accuracy"].get<double>());
-    if (m.contains("ood")) {
-      for (const auto &item : m["ood"].items()) std::printf(", AUROC %s %.3f", item.key().c_str(), item.value()["energy_auroc"].get<double>());
-    }
-    std::printf("\n");
-    std::fflush(stdout);
-    last_metrics = m;
-    if (opt.stop_after > 0 && s.epoch >= opt.stop_after && s.epoch < opt.epochs) {
-      std::printf("stopping after epoch %ld as asked; continue with --resume\n", static_cast<long>(s.epoch));
-      last_metrics["stopped"] = true;
-      return last_metrics;
+    s.optimizer->zero_grad();
+    terms.total.backward();
+    s.optimizer->step();
+    update_ema(s, opt.ema, global_step);
+    const int64_t n = x.size(0);
+    sum.seen += n;
+    sum.total += terms.total.item<double>() * n;
+    sum.ce += terms.ce_clean.item<double>() * n;
+    sum.ce_noisy += terms.ce_noisy.item<double>() * n;
+    sum.force += terms.force.item<double>() * n;
+    sum.margin += terms.margin.item<double>() * n;
+    const double batch_correct = terms.logits_clean.argmax(1).eq(y).sum().item<double>();
+    sum.correct += batch_correct;
+    s.running_accuracy = 0.9 * s.running_accuracy + 0.1 * batch_correct / static_cast<double>(n);
+    const auto now = Clock::now();
+    if (std::chrono::duration<double>(now - last_print).count() >= opt.progress_seconds || b + 1 == run.steps_per_epoch) {
+      last_print = now;
+      const double elapsed = std::chrono::duration<double>(now - epoch_start).count();
+      const double rate = sum.seen / std::max(1e-9, elapsed);
+      const double remaining =
+          (static_cast<double>(run.n_train - sum.seen) + static_cast<double>(run.n_train) * (opt.epochs - epoch - 1)) / rate;
+      std::printf("epoch %ld/%ld [%6ld/%ld] %6.0f img/s  loss %.4f  ce %.4f  ce_t %.4f  force %.4f (weight %.2f)  acc %.3f  "
+                  "lr %.2e  ETA %s\n",
+                  static_cast<long>(epoch + 1), static_cast<long>(opt.epochs), static_cast<long>(sum.seen),
+                  static_cast<long>(run.n_train), rate, sum.mean(sum.total), sum.mean(sum.ce), sum.mean(sum.ce_noisy),
+                  sum.mean(sum.force), loss.beta, sum.mean(sum.correct), lr, format_duration(remaining).c_str());
+      std::fflush(stdout);
     }
   }
-  if (last_metrics.is_null()) {
-    // Resumed a finished run: evaluate again so the export carries its figures.
-    auto test_logits = cff::data::batched_logits(f_ema, test_x, device);
-    last_metrics = {{"epoch", s.epoch}, {"test_accuracy", cff::data::accuracy(test_logits, test_y)}};
-  }
+  sum.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+  return sum;
+}
 
-  // Export the EMA weights with the calibrated threshold and provenance.
+// The epoch's metrics line: training sums, the near-chance warning, and (when due) test accuracy, OOD
+// AUROCs and a sample grid.
+nlohmann::json epoch_metrics(Run &run, const EpochTotals &sum) {
+  const auto &opt = run.opt;
+  auto &s = run.s;
+  const int64_t steps = s.epoch * run.steps_per_epoch;
+  nlohmann::json m = {{"epoch", s.epoch},
+                      {"train_loss", sum.mean(sum.total)},
+                      {"train_ce", sum.mean(sum.ce)},
+                      {"train_ce_noisy", sum.mean(sum.ce_noisy)},
+                      {"train_force", sum.mean(sum.force)},
+                      {"train_margin", sum.mean(sum.margin)},
+                      {"train_accuracy", sum.mean(sum.correct)},
+                      {"epoch_seconds", sum.seconds},
+                      {"images_per_second", sum.seen / sum.seconds},
+                      {"steps", steps},
+                      {"force_weight", opt.objective == "cff" ? opt.loss.beta * noised_weight(run, steps - 1) : 0.0}};
+  if (steps >= chance_check_steps && near_chance(sum.mean(sum.correct), opt.network.num_classes)) {
+    char warning[512];
+    std::snprintf(warning, sizeof(warning),
+                  "training accuracy %.3f is near chance (%ld classes) after %ld steps: clean CE %.3f (ln K = %.3f), "
+                  "force %.3f. Check the labels; compare with --objective ce; more steps (--min-steps) may help",
+                  sum.mean(sum.correct), static_cast<long>(opt.network.num_classes), static_cast<long>(steps),
+                  sum.mean(sum.ce), std::log(static_cast<double>(opt.network.num_classes)), sum.mean(sum.force));
+    std::printf("cff-train: warning: %s\n", warning);
+    m["warnings"] = nlohmann::json::array({warning});
+  }
+  const bool last = s.epoch == opt.epochs;
+  if (last || (opt.eval_every > 0 && s.epoch % opt.eval_every == 0)) {
+    s.ema->eval();
+    auto test_logits = cff::data::batched_logits(run.f_ema, run.test_x, run.device);
+    m["test_accuracy"] = cff::data::accuracy(test_logits, run.test_y);
+    nlohmann::json ood = nlohmann::json::object();
+    const auto in_logits = test_logits.slice(0, 0, std::min<int64_t>(2000, test_logits.size(0)));
+    for (const auto &name : opt.ood_sets) {
+      auto out_x = cff::data::make_ood_set(name, run.test_x, 2000, opt.seed + 17);
+      auto out_logits = cff::data::batched_logits(run.f_ema, out_x, run.device);
+      ood[cff::data::ood_set_label(name)] = cff::data::score_ood(in_logits, out_logits).to_json();
+    }
+    m["ood"] = ood;
+  }
+  if (opt.objective == "cff" && opt.samples_every > 0 && (last || s.epoch % opt.samples_every == 0)) {
+    const auto chw = run.data.train_x.sizes().slice(1);
+    auto samples = cff::data::class_samples(run.f_ema, run.schedule, opt.network.num_classes, 10,
+                                            std::vector<int64_t>(chw.begin(), chw.end()), opt.sample_steps, opt.seed,
+                                            run.device);
+    const auto grid_path = (fs::path(opt.run_dir) / ("samples_epoch" + std::to_string(s.epoch) + ".png")).string();
+    cff::data::write_png(grid_path, cff::data::make_grid(samples, 10, 2));
+    m["sample_grid"] = grid_path;
+  }
+  return m;
+}
+
+void print_epoch(const Run &run, const nlohmann::json &m, const EpochTotals &sum) {
+  std::printf("epoch %ld/%ld done in %s: loss %.4f, train acc %.4f (chance %.3f)", static_cast<long>(run.s.epoch),
+              static_cast<long>(run.opt.epochs), format_duration(sum.seconds).c_str(), sum.mean(sum.total),
+              sum.mean(sum.correct), chance_accuracy(run.opt.network.num_classes));
+  if (m.contains("test_accuracy")) std::printf(", test acc %.4f", m["test_accuracy"].get<double>());
+  if (m.contains("ood")) {
+    for (const auto &item : m["ood"].items()) std::printf(", AUROC %s %.3f", item.key().c_str(), item.value()["energy_auroc"].get<double>());
+  }
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+// Exports the EMA weights with the fitted OOD scores (the energy alone if the fit fails) and provenance.
+void export_model(Run &run, nlohmann::json &last_metrics) {
+  const auto &opt = run.opt;
   cff::ModelMetadata meta;
   meta.network = opt.network;
-  meta.labels = train_set.classes;
+  meta.labels = run.data.train_set.classes;
   meta.normalization.mean.assign(opt.network.channels, 0.5);
   meta.normalization.std.assign(opt.network.channels, 0.5);
-  meta.schedule = schedule;
+  meta.schedule = run.schedule;
   cff::Model exported;
   exported.metadata = meta;
-  exported.network = s.ema;
-  exported.device = device;
+  exported.network = run.s.ema;
+  exported.device = run.device;
   try {
-    last_metrics["ood_selection"] =
-        fit_ood_scores(exported, train_x, train_y, calib_x, opt.ood_sets, opt.ood_fit_images, opt.seed);
+    last_metrics["ood_selection"] = fit_ood_scores(exported, run.data.train_x, run.data.train_y, run.data.calib_x,
+                                                   opt.ood_sets, opt.ood_fit_images, opt.seed);
     meta.ood = exported.metadata.ood;
   } catch (const std::exception &e) {
     // The trained weights are never lost to a failed fit: export with the energy alone, and say why.
     std::optional<double> threshold;
-    if (holdout > 0) {
-      threshold = cff::calibrate_threshold(cff::to_vector(cff::free_energy(cff::data::batched_logits(f_ema, calib_x, device))), 0.95);
+    if (run.data.plan.holdout > 0) {
+      threshold = cff::calibrate_threshold(
+          cff::to_vector(cff::free_energy(cff::data::batched_logits(run.f_ema, run.data.calib_x, run.device))), 0.95);
     }
     meta.ood = cff::OodDetector::energy_only(threshold);
     const std::string warning = std::string("fitting the OOD scores failed (") + e.what() +
@@ -552,20 +616,52 @@ nlohmann::json train(const TrainOptions &opt_in) {
     std::printf("cff-train: warning: %s\n", warning.c_str());
     last_metrics["ood_selection"] = {{"failed", warning}};
   }
+  const auto &train_set = run.data.train_set;
   meta.provenance = {{"tool", "cff-train"},
                      {"version", CFF_VERSION},
                      {"git_commit", CFF_GIT_COMMIT},
                      {"command_line", opt.command_line},
                      {"dataset", train_set.description},
                      {"dataset_checksum_crc32", train_set.checksum},
-                     {"options", options_json},
-                     {"train_seconds_this_run", std::chrono::duration<double>(Clock::now() - run_start).count()}};
+                     {"options", run.options_json},
+                     {"train_seconds_this_run", std::chrono::duration<double>(Clock::now() - run.start).count()}};
   meta.metrics = last_metrics;
-  cff::save_model(opt.export_path, s.ema, meta);
+  cff::save_model(opt.export_path, run.s.ema, meta);
   const auto threshold = meta.ood.threshold(meta.ood.recommended());
   std::printf("exported %s (test accuracy %.4f, OOD score %s, threshold %s)\n", opt.export_path.c_str(),
               last_metrics.value("test_accuracy", 0.0), meta.ood.recommended().c_str(),
               threshold ? std::to_string(*threshold).c_str() : "none (no hold-out)");
+}
+
+}  // namespace
+
+nlohmann::json train(const TrainOptions &options) {
+  Run run;
+  start_run(run, options);
+  print_plan(run);
+  nlohmann::json last_metrics;
+  for (int64_t epoch = run.s.epoch; epoch < run.opt.epochs; ++epoch) {
+    const auto sum = train_epoch(run, epoch);
+    run.s.epoch = epoch + 1;
+    auto m = epoch_metrics(run, sum);
+    // The metrics line first, then the checkpoint: a run killed between the two resumes from the previous
+    // checkpoint, trains the epoch again and drops its line (trim_metrics), so no epoch is lost or doubled.
+    append_line(run.metrics_path, m);
+    save_checkpoint(run.checkpoint, run.s, run.options_json);
+    print_epoch(run, m, sum);
+    last_metrics = m;
+    if (run.opt.stop_after > 0 && run.s.epoch >= run.opt.stop_after && run.s.epoch < run.opt.epochs) {
+      std::printf("stopping after epoch %ld as asked; continue with --resume\n", static_cast<long>(run.s.epoch));
+      last_metrics["stopped"] = true;
+      return last_metrics;
+    }
+  }
+  if (last_metrics.is_null()) {
+    // Resumed a finished run: evaluate again so the export carries its figures.
+    auto test_logits = cff::data::batched_logits(run.f_ema, run.test_x, run.device);
+    last_metrics = {{"epoch", run.s.epoch}, {"test_accuracy", cff::data::accuracy(test_logits, run.test_y)}};
+  }
+  export_model(run, last_metrics);
   return last_metrics;
 }
 

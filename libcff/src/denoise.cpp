@@ -33,25 +33,22 @@ torch::Tensor denoise(const LogitsFunction &f, const CosineSchedule &schedule, c
   const int64_t n = x_noisy.size(0);
   auto s = sigma.to(torch::kCPU, torch::kDouble).contiguous();
   if (s.numel() != n) throw std::invalid_argument("denoise: one sigma per image expected");
-  std::vector<double> t_star(n), scale(n);
+  auto t_star = torch::empty({n}, torch::kDouble);
   const auto *sp = s.data_ptr<double>();
+  auto *tp = t_star.data_ptr<double>();
   for (int64_t i = 0; i < n; ++i) {
     if (!std::isfinite(sp[i])) throw std::invalid_argument("denoise: sigma must be finite");
     // x~ = x0 + sigma n sits on the centripetal path at lambda(t*) = sigma; in VP form x_t* = sqrt(ab) x~.
-    t_star[i] = schedule.t_for_lambda(sp[i]);
-    scale[i] = std::sqrt(schedule.alpha_bar(t_star[i]));
+    tp[i] = schedule.t_for_lambda(sp[i]);
   }
-  std::vector<float> scale_f(scale.begin(), scale.end());
-  auto scale_t = torch::from_blob(scale_f.data(), {n, 1, 1, 1}, torch::kFloat32).clone().to(x_noisy.device());
-  auto x_start = x_noisy.to(torch::kFloat32) * scale_t;
+  auto x_start = x_noisy.to(torch::kFloat32) * per_sample(schedule.alpha_bar(t_star).sqrt(), x_noisy);
   CentripetalOptions centripetal;
   centripetal.steps = options.steps;
   centripetal.eta = options.eta;
   centripetal.seed = options.seed;
   centripetal.clip = options.clip;
   centripetal.corrector_steps = 0;  // denoising follows the plain path from the frame's noise level
-  auto t = torch::from_blob(t_star.data(), {n}, torch::kDouble).clone();
-  auto result = run_centripetal(f, schedule, x_start, t, centripetal);
+  auto result = run_centripetal(f, schedule, x_start, t_star, centripetal);
   // Images with no noise are passed through untouched.
   auto keep = (s <= 0.0).to(torch::kBool).to(x_noisy.device()).view({-1, 1, 1, 1});
   return torch::where(keep, x_noisy.to(torch::kFloat32), result);

@@ -1,5 +1,7 @@
 #include "cff/device.h"
 
+#include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <thread>
 
@@ -34,12 +36,21 @@ c10::Device parse_device(const std::string &spec) {
   throw std::invalid_argument("device '" + spec + "': expected auto, cpu, cuda or cuda:N");
 }
 
-void set_threads(int threads) {
-  if (threads <= 0) {
-    threads = static_cast<int>(std::thread::hardware_concurrency());
-    if (threads <= 0) threads = 1;
+namespace {
+// The positive count last asked for in this process (0: none yet).
+std::atomic<int> requested_threads{0};
+}  // namespace
+
+int set_threads(int threads) {
+  if (threads > 0) {
+    const int before = requested_threads.exchange(threads);
+    at::set_num_threads(threads);
+    return before;
   }
-  at::set_num_threads(threads);
+  const int before = requested_threads.load();
+  // LibTorch starts with a single thread in some builds, so automatic means one per core.
+  if (before == 0) at::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+  return before;
 }
 
 std::string describe_device(const c10::Device &device) {

@@ -20,6 +20,7 @@
 #include "cff/energy.h"
 #include "cff/model_file.h"
 #include "cff/sampler.h"
+#include "cff/seeds.h"
 
 namespace cff {
 
@@ -226,7 +227,7 @@ Engine::Generated Engine::generate(const std::vector<int> &labels, const std::ve
   const bool centripetal = options.sampler == Sampler::centripetal;
   const auto &schedule = impl_->model.metadata.schedule;
   try {
-    options.validate(static_cast<double>(schedule.steps()));
+    options.validate(static_cast<double>(schedule.max_time()));
   } catch (const std::invalid_argument &e) {
     throw std::invalid_argument(std::string("generate: ") + e.what());
   }
@@ -278,7 +279,7 @@ Engine::Generated Engine::generate(const std::vector<int> &labels, const std::ve
         std::vector<torch::Tensor> starts;
         for (int i = 0; i < n; ++i) {
           starts.push_back(seeded_normal({1, chw[0], chw[1], chw[2]},
-                                         seeds[static_cast<size_t>(i)] ^ 0x9e3779b97f4a7c15ULL, device));
+                                         start_noise_seed(seeds[static_cast<size_t>(i)]), device));
         }
         auto t = torch::full({n}, options.t_start, torch::kDouble);
         return run_centripetal(impl_->logits, schedule, torch::cat(starts), t, o);
@@ -314,7 +315,7 @@ double Engine::estimate_noise(const float *chw, int height, int width) {
   return guarded(info.path, "noise estimate", [&]() { return estimate_noise_sigma(x)[0].item<double>(); });
 }
 
-double Engine::denoise(float *chw, int height, int width, const DenoiseOptions &options) {
+double Engine::denoise(float *chw, int height, int width, const FrameDenoiseOptions &options) {
   if (!chw || height < 1 || width < 1) throw std::invalid_argument("denoise: empty image");
   if (options.steps < 1) throw std::invalid_argument("denoise: steps must be >= 1");
   const auto &info = impl_->info;

@@ -5,7 +5,6 @@
 #include <string>
 #include <stdexcept>
 
-#include <torch/autograd.h>
 #include <torch/nn/functional/loss.h>
 
 namespace cff {
@@ -23,14 +22,11 @@ CffLossTerms cff_loss(const LogitsFunction &f, const torch::Tensor &x0, const to
   const auto cpu = torch::TensorOptions().dtype(torch::kFloat32);
 
   // All random draws on the CPU from one generator: a seed gives the same batch on every device.
-  auto t = torch::randint(1, schedule.steps() + 1, {n}, generator, cpu.dtype(torch::kLong));
+  auto t = torch::randint(1, schedule.max_time() + 1, {n}, generator, cpu.dtype(torch::kLong));
   auto eps = torch::randn({n, x0.size(1), x0.size(2), x0.size(3)}, generator, cpu);
   auto uncond = torch::rand({n}, generator, cpu) < options.p_uncond;
 
-  std::vector<float> alpha(n);
-  auto t_acc = t.accessor<int64_t, 1>();
-  for (int64_t i = 0; i < n; ++i) alpha[i] = static_cast<float>(schedule.alpha_bar(static_cast<double>(t_acc[i])));
-  auto alpha_bar = torch::from_blob(alpha.data(), {n, 1, 1, 1}, cpu).clone().to(x0.device());
+  auto alpha_bar = per_sample(schedule.alpha_bar(t), x0);
   eps = eps.to(x0.device());
   uncond = uncond.to(x0.device());
   auto x_t = alpha_bar.sqrt() * x0.narrow(0, 0, n) + (1.0 - alpha_bar).sqrt() * eps;
@@ -43,15 +39,13 @@ CffLossTerms cff_loss(const LogitsFunction &f, const torch::Tensor &x0, const to
 
   // One forward on x_t gives both the noisy logits and (through its input gradient) the force.
   // Per sample, the potential is LSE (unconditional, with probability p_uncond) or f_y.
-  auto input = x_t.detach().requires_grad_(true);
-  auto logits_noisy = f(input);
-  auto lse = torch::logsumexp(logits_noisy, 1);
-  auto f_y = logits_noisy.gather(1, y_noisy.view({-1, 1})).squeeze(1);
-  auto potential = torch::where(uncond, lse, f_y).sum();
-  auto grad = torch::autograd::grad({potential}, {input}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
-  auto norm = grad.flatten(1).norm(2, 1).clamp_min(1e-12).view({-1, 1, 1, 1});
-  auto eps_hat = -std::sqrt(d) * grad / norm;
-  terms.force = (eps_hat - eps).pow(2).flatten(1).sum(1).mean() / d;
+  ForceOptions force_options;
+  force_options.labels = y_noisy;
+  force_options.unconditional = uncond;
+  force_options.create_graph = true;
+  const auto force = force_direction(f, x_t, force_options);
+  const auto &logits_noisy = force.logits;
+  terms.force = (force.noise_estimate() - eps).pow(2).flatten(1).sum(1).mean() / d;
   terms.ce_noisy = torch::nn::functional::cross_entropy(logits_noisy, y_noisy);
   terms.total = terms.ce_clean + options.beta * terms.force;
   if (options.gamma != 0.0) terms.total = terms.total + options.gamma * terms.ce_noisy;

@@ -23,8 +23,11 @@ torch::Tensor apply_activation(const std::string &name, const torch::Tensor &x) 
   return torch::softplus(x);
 }
 
-}  // namespace
-
+// conv(x), through oneDNN when conv's weights are frozen (requires_grad off) and x is a CPU float
+// tensor. LibTorch's own choice sends a single small image (batch 1, under 20480 input values: every
+// stage after the first of our networks) to its im2col kernel, 10-20x slower than oneDNN for these
+// shapes. Gradients with respect to x work (forces and sampling); a second derivative through the
+// fast path does not, which is why trainable (unfrozen) weights always take conv(x).
 torch::Tensor convolve(torch::nn::Conv2d &conv, const torch::Tensor &x) {
   const torch::Tensor &weight = conv->weight;
   const auto *padding = c10::get_if<torch::ExpandingArray<2>>(&conv->options.padding());
@@ -37,6 +40,8 @@ torch::Tensor convolve(torch::nn::Conv2d &conv, const torch::Tensor &x) {
                                 **padding, *conv->options.stride(), *conv->options.dilation(),
                                 conv->options.groups());
 }
+
+}  // namespace
 
 nlohmann::json NetworkConfig::to_json() const {
   return {{"type", "resnet-gn"},         {"channels", channels}, {"height", height},

@@ -4,7 +4,8 @@
 #include <stdexcept>
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/autograd.h>
+
+#include "cff/seeds.h"
 
 namespace cff {
 
@@ -30,11 +31,6 @@ void check_chw(c10::IntArrayRef chw) {
   }
 }
 
-torch::Tensor per_sample(const std::vector<double> &values, const torch::Tensor &like) {
-  std::vector<float> v(values.begin(), values.end());
-  return torch::from_blob(v.data(), {static_cast<int64_t>(v.size()), 1, 1, 1}, torch::kFloat32).clone().to(like.device());
-}
-
 }  // namespace
 
 torch::Tensor seeded_normal(c10::IntArrayRef shape, uint64_t seed, const c10::Device &device) {
@@ -53,7 +49,6 @@ torch::Tensor run_centripetal(const LogitsFunction &f, const CosineSchedule &sch
   const int64_t n = x_start.size(0);
   auto t0 = t_start.to(torch::kCPU, torch::kDouble).contiguous();
   if (t0.numel() != n) throw std::invalid_argument("sampler: one start time per sample expected");
-  const double sqrt_d = std::sqrt(static_cast<double>(x_start[0].numel()));
   auto gen = cpu_generator(options.seed);
 
   ForceOptions force_options;
@@ -63,44 +58,34 @@ torch::Tensor run_centripetal(const LogitsFunction &f, const CosineSchedule &sch
 
   torch::Tensor x = x_start.detach();
   torch::Tensor x0_hat = x;
-  const auto *starts = t0.data_ptr<double>();
   for (int64_t step = 0; step < options.steps; ++step) {
     // Times from each sample's start down to 0, spaced by spacing_power (1 = evenly).
     const double steps = static_cast<double>(options.steps);
     const double frac_now = std::pow(static_cast<double>(options.steps - step) / steps, options.spacing_power);
     const double frac_next = std::pow(static_cast<double>(options.steps - step - 1) / steps, options.spacing_power);
-    std::vector<double> a_now(n), a_next(n), sigma(n), dir_scale(n);
-    bool any_noise = false;
-    for (int64_t i = 0; i < n; ++i) {
-      const double t_now = starts[i] * frac_now;
-      const double t_next = starts[i] * frac_next;
-      a_now[i] = schedule.alpha_bar(t_now);
-      a_next[i] = schedule.alpha_bar(t_next);
-      double s = 0.0;
-      if (options.eta > 0.0 && a_next[i] < 1.0 && a_now[i] < 1.0) {
-        s = options.eta * std::sqrt((1.0 - a_next[i]) / (1.0 - a_now[i])) * std::sqrt(std::max(0.0, 1.0 - a_now[i] / a_next[i]));
-      }
-      sigma[i] = s;
-      dir_scale[i] = std::sqrt(std::max(0.0, 1.0 - a_next[i] - s * s));
-      any_noise = any_noise || s > 0.0;
+    // Per-sample schedule values, in double on the CPU until they scale the images.
+    const auto a_now = schedule.alpha_bar(t0 * frac_now), a_next = schedule.alpha_bar(t0 * frac_next);
+    auto sigma = torch::zeros_like(a_now);
+    if (options.eta > 0.0) {
+      const auto noisy = (a_next < 1.0).logical_and(a_now < 1.0);
+      const auto s = options.eta * ((1.0 - a_next) / (1.0 - a_now)).sqrt() * (1.0 - a_now / a_next).clamp_min(0.0).sqrt();
+      sigma = torch::where(noisy, s, sigma);
     }
-    auto force = force_direction(f, x, force_options);
-    auto eps_hat = sqrt_d * force.direction.detach();
+    const auto dir_scale = (1.0 - a_next - sigma * sigma).clamp_min(0.0).sqrt();
+    auto eps_hat = force_direction(f, x, force_options).noise_estimate().detach();
     auto an = per_sample(a_now, x);
     x0_hat = (x - (1.0 - an).sqrt() * eps_hat) / an.sqrt();
     if (options.clip) x0_hat = x0_hat.clamp(-1.0, 1.0);
     x = per_sample(a_next, x).sqrt() * x0_hat + per_sample(dir_scale, x) * eps_hat;
-    if (any_noise) {
+    if ((sigma > 0.0).any().item<bool>()) {
       auto z = torch::randn(x.sizes(), gen, torch::kFloat32).to(x.device());
       x = x + per_sample(sigma, x) * z;
     }
     if (options.corrector_steps > 0 && step + 1 < options.steps) {
-      std::vector<double> noise_scale(n);
-      for (int64_t i = 0; i < n; ++i) noise_scale[i] = std::sqrt(std::max(0.0, 1.0 - a_next[i]));
-      const auto scale = per_sample(noise_scale, x);
+      const auto scale = per_sample((1.0 - a_next).clamp_min(0.0).sqrt(), x);
       const double r = options.corrector_snr;
       for (int64_t c = 0; c < options.corrector_steps; ++c) {
-        auto direction = sqrt_d * force_direction(f, x, force_options).direction.detach();
+        auto direction = force_direction(f, x, force_options).noise_estimate().detach();
         auto z = torch::randn(x.sizes(), gen, torch::kFloat32).to(x.device());
         x = x - (2.0 * r * r) * scale * direction + (2.0 * r) * scale * z;
       }
@@ -114,34 +99,27 @@ torch::Tensor sample_centripetal(const LogitsFunction &f, const CosineSchedule &
                                  c10::IntArrayRef chw, const CentripetalOptions &options, const c10::Device &device) {
   check_chw(chw);
   if (n < 1) throw std::invalid_argument("sampler: n must be >= 1");
-  if (!(options.t_start > 0.0 && options.t_start <= static_cast<double>(schedule.steps()))) {
+  if (!(options.t_start > 0.0 && options.t_start <= static_cast<double>(schedule.max_time()))) {
     throw std::invalid_argument("sampler: t_start must be in (0, T]");
   }
   // The start noise and the per-step noise come from different streams of the same seed.
-  auto x = seeded_normal({n, chw[0], chw[1], chw[2]}, options.seed ^ 0x9e3779b97f4a7c15ULL, device);
+  auto x = seeded_normal({n, chw[0], chw[1], chw[2]}, start_noise_seed(options.seed), device);
   auto t = torch::full({n}, options.t_start, torch::kDouble);
   return run_centripetal(f, schedule, x, t, options);
 }
 
 namespace {
 
-// Gradient of the potential the baselines climb: f_y (or log p(y|x)) with labels, LSE without.
-torch::Tensor potential_gradient(const LogitsFunction &f, const torch::Tensor &x, const torch::Tensor &labels,
-                                 bool log_posterior) {
-  auto input = x.detach().requires_grad_(true);
-  auto logits = f(input);
-  torch::Tensor potential;
-  if (!labels.defined()) {
-    potential = torch::logsumexp(logits, 1).sum();
-  } else {
-    auto scores = log_posterior ? torch::log_softmax(logits, 1) : logits;
-    potential = scores.gather(1, labels.to(logits.device(), torch::kLong).view({-1, 1})).sum();
-  }
-  return torch::autograd::grad({potential}, {input})[0];
+// The potential the baselines climb: f_y (or log p(y|x) alone) with labels, LSE without.
+ForceOptions baseline_potential(const torch::Tensor &labels, bool log_posterior) {
+  ForceOptions options;
+  options.labels = labels;
+  options.log_posterior_only = log_posterior;
+  return options;
 }
 
 torch::Tensor uniform_start(int64_t n, c10::IntArrayRef chw, uint64_t seed, const c10::Device &device) {
-  auto gen = cpu_generator(seed ^ 0x9e3779b97f4a7c15ULL);
+  auto gen = cpu_generator(start_noise_seed(seed));
   return (torch::rand({n, chw[0], chw[1], chw[2]}, gen, torch::kFloat32) * 2.0 - 1.0).to(device);
 }
 
@@ -153,9 +131,10 @@ torch::Tensor sample_langevin(const LogitsFunction &f, int64_t n, c10::IntArrayR
   if (n < 1 || options.steps < 0) throw std::invalid_argument("langevin: n must be >= 1 and steps >= 0");
   auto gen = cpu_generator(options.seed);
   auto x = uniform_start(n, chw, options.seed, device);
+  const auto potential = baseline_potential(options.labels, /*log_posterior=*/false);
   for (int64_t step = 0; step < options.steps; ++step) {
     // grad U = -grad LSE (or -grad f_y), so x - (alpha/2) grad U = x + (alpha/2) grad(potential).
-    auto g = potential_gradient(f, x, options.labels, /*log_posterior=*/false);
+    auto g = potential_gradient(f, x, potential).gradient;
     x = x + 0.5 * options.step_size * g;
     if (options.noise > 0.0) x = x + options.noise * torch::randn(x.sizes(), gen, torch::kFloat32).to(device);
     if (options.clip) x = x.clamp(-1.0, 1.0);
@@ -169,10 +148,10 @@ torch::Tensor sample_ascent(const LogitsFunction &f, int64_t n, c10::IntArrayRef
   check_chw(chw);
   if (n < 1 || options.steps < 0) throw std::invalid_argument("ascent: n must be >= 1 and steps >= 0");
   auto x = uniform_start(n, chw, options.seed, device);
+  const auto potential = baseline_potential(options.labels, /*log_posterior=*/true);
   for (int64_t step = 0; step < options.steps; ++step) {
-    auto g = potential_gradient(f, x, options.labels, /*log_posterior=*/true);
-    auto norm = g.flatten(1).norm(2, 1).clamp_min(1e-12).view({-1, 1, 1, 1});
-    x = x + options.step_size * g / norm;
+    // The force points down the potential; ascent climbs it.
+    x = x - options.step_size * force_direction(f, x, potential).direction;
     if (options.clip) x = x.clamp(-1.0, 1.0);
     if (options.on_step) options.on_step(step, x);
   }

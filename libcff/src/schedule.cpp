@@ -6,21 +6,34 @@
 
 namespace cff {
 
-CosineSchedule::CosineSchedule(int64_t steps, double offset, double min_alpha_bar)
-    : steps_(steps), offset_(offset), min_alpha_bar_(min_alpha_bar) {
-  if (steps < 1) throw std::invalid_argument("schedule: steps must be >= 1");
+CosineSchedule::CosineSchedule(int64_t max_time, double offset, double min_alpha_bar)
+    : max_time_(max_time), offset_(offset), min_alpha_bar_(min_alpha_bar) {
+  if (max_time < 1) throw std::invalid_argument("schedule: steps (the horizon T) must be >= 1");
   if (!(offset > 0.0 && offset < 1.0)) throw std::invalid_argument("schedule: offset must be in (0, 1)");
   if (!(min_alpha_bar > 0.0 && min_alpha_bar < 1.0)) throw std::invalid_argument("schedule: min_alpha_bar must be in (0, 1)");
 }
 
 double CosineSchedule::alpha_bar(double t) const {
-  t = std::clamp(t, 0.0, static_cast<double>(steps_));
+  t = std::clamp(t, 0.0, static_cast<double>(max_time_));
   const double half_pi = M_PI / 2.0;
   auto f = [&](double tau) {
-    const double c = std::cos((tau / static_cast<double>(steps_) + offset_) / (1.0 + offset_) * half_pi);
+    const double c = std::cos((tau / static_cast<double>(max_time_) + offset_) / (1.0 + offset_) * half_pi);
     return c * c;
   };
   return std::clamp(f(t) / f(0.0), min_alpha_bar_, 1.0);
+}
+
+torch::Tensor CosineSchedule::alpha_bar(const torch::Tensor &t) const {
+  auto times = t.to(torch::kCPU, torch::kDouble).contiguous();
+  auto out = torch::empty_like(times);
+  const auto *in = times.data_ptr<double>();
+  auto *values = out.data_ptr<double>();
+  for (int64_t i = 0; i < times.numel(); ++i) values[i] = alpha_bar(in[i]);
+  return out;
+}
+
+torch::Tensor per_sample(const torch::Tensor &values, const torch::Tensor &like) {
+  return values.to(torch::kCPU, torch::kFloat32).reshape({-1, 1, 1, 1}).to(like.device());
 }
 
 double CosineSchedule::lambda(double t) const {
@@ -30,7 +43,7 @@ double CosineSchedule::lambda(double t) const {
 
 double CosineSchedule::t_for_lambda(double noise_level) const {
   if (!(noise_level > 0.0)) return 0.0;
-  const double top = static_cast<double>(steps_);
+  const double top = static_cast<double>(max_time_);
   if (noise_level >= lambda(top)) return top;
   // lambda is increasing in t, so bisect; 60 halvings reach double precision on [0, T].
   double lo = 0.0, hi = top;
@@ -42,7 +55,7 @@ double CosineSchedule::t_for_lambda(double noise_level) const {
 }
 
 nlohmann::json CosineSchedule::to_json() const {
-  return {{"type", "cosine"}, {"steps", steps_}, {"offset", offset_}, {"min_alpha_bar", min_alpha_bar_}};
+  return {{"type", "cosine"}, {"steps", max_time_}, {"offset", offset_}, {"min_alpha_bar", min_alpha_bar_}};
 }
 
 CosineSchedule CosineSchedule::from_json(const nlohmann::json &j) {

@@ -391,6 +391,14 @@ TEST(CffClassify, ScoreDefaultsToTheModelsRecommendation) {
   gint score = -1;
   g_object_get(element, "score", &score, nullptr);
   EXPECT_STREQ(g_enum_get_value(values, score)->value_nick, "auto");
+  // The threshold defaults to the calibrated one; the manual value's pspec validates strictly.
+  GParamSpec *calibrated = g_object_class_find_property(G_OBJECT_GET_CLASS(element), "calibrated-threshold");
+  ASSERT_NE(calibrated, nullptr);
+  EXPECT_TRUE(G_PARAM_SPEC_BOOLEAN(calibrated)->default_value);
+  GParamSpec *threshold = g_object_class_find_property(G_OBJECT_GET_CLASS(element), "ood-threshold");
+  ASSERT_NE(threshold, nullptr);
+  EXPECT_EQ(threshold->flags & G_PARAM_LAX_VALIDATION, 0);
+  EXPECT_EQ(G_PARAM_SPEC_DOUBLE(threshold)->default_value, 0.0);
   gst_object_unref(element);
 }
 
@@ -438,7 +446,10 @@ TEST(CffClassify, ThresholdTopKAndMessagesChangeWhilePlaying) {
   EXPECT_TRUE(bool_field(s.get(), "ood"));
   EXPECT_EQ(gst_value_array_get_size(gst_structure_get_value(s.get(), "top-k-labels")), 7u);
   EXPECT_EQ(pop_messages(), 1);
-  g_object_set(h.element(), "ood-threshold", std::nan(""), "message", 0 /* none */, nullptr);
+  gboolean calibrated = TRUE;
+  g_object_get(h.element(), "calibrated-threshold", &calibrated, nullptr);
+  EXPECT_FALSE(calibrated);  // setting ood-threshold turned it off
+  g_object_set(h.element(), "calibrated-threshold", TRUE, "message", 0 /* none */, nullptr);
   s = push(noise_image(rng));
   EXPECT_DOUBLE_EQ(double_field(s.get(), "ood-threshold"), m.threshold);
   EXPECT_EQ(pop_messages(), 0);

@@ -190,7 +190,7 @@ TEST(CffDenoise, NoisyFashionMnistGetsCleaner) {
   std::printf("[cffdenoise] sigma=50 given, 1 step: PSNR %.2f dB -> %.2f dB (%+.2f dB) over %d frames\n", before,
               after, after - before, frames);
   EXPECT_NEAR(sigma, kNoise, 1e-6);
-  // The test model is trained for seconds: measured +0.8 dB (METHOD.md's trained model: +5.7 dB).
+  // The test model is trained for seconds: measured +0.8 dB (an earlier reference model: +5.7 dB).
   EXPECT_GT(after, before + 0.4);
 
   double estimated = 0.0;

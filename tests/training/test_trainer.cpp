@@ -226,9 +226,21 @@ TEST_F(Trainer, ResumeEqualsUninterruptedRunBitForBit) {
   const auto stopped = cff::train::train(parts);
   EXPECT_TRUE(stopped.value("stopped", false));
   EXPECT_FALSE(fs::exists(parts.run_dir + "/model.cff"));
+  // A run killed after writing epoch 2's metrics line (and half of another) but before its checkpoint:
+  // the resume trains epoch 2 again and the file ends with one line per epoch.
+  {
+    std::ofstream out(parts.run_dir + "/metrics.jsonl", std::ios::app);
+    out << nlohmann::json{{"epoch", 2}, {"train_loss", 9.0}}.dump() << "\n{\"epoch\": 3, \"tra";
+  }
   parts.stop_after = 0;
   parts.resume = true;
   cff::train::train(parts);
+  const auto lines = metrics("parts");
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["epoch"], 1);
+  EXPECT_EQ(lines[1]["epoch"], 2);
+  EXPECT_NE(lines[1]["train_loss"], 9.0);
+  EXPECT_EQ(lines[1]["train_loss"], metrics("whole")[1]["train_loss"]);
 
   auto a = cff::load_model(whole.run_dir + "/model.cff");
   auto b = cff::load_model(parts.run_dir + "/model.cff");

@@ -112,6 +112,33 @@ TEST(Energy, PerSampleForcesDoNotDependOnTheBatch) {
   EXPECT_LT((batched.slice(0, 1, 2) - single).abs().max().item<double>(), 1e-12);
 }
 
+// Training mixes conditional and unconditional samples in one batch through the mask; the ascent baseline
+// follows log p(y|x) alone. Both checked against finite differences of the scalar they claim.
+TEST(Energy, UnconditionalMaskAndLogPosteriorMatchFiniteDifferences) {
+  DoubleNet m;
+  auto x = torch::randn({2, 1, 6, 6}, torch::kDouble) * 0.5;
+  ForceOptions masked;
+  masked.labels = torch::tensor({2, 1}, torch::kLong);
+  masked.unconditional = torch::tensor({true, false});
+  auto force = force_direction(m.f, x, masked);
+  auto lse0 = [&](const torch::Tensor &z) { return -free_energy(m.f(z))[0].item<double>(); };
+  auto logit1 = [&](const torch::Tensor &z) { return m.f(z)[1][1].item<double>(); };
+  EXPECT_LT((force.direction[0] + unit(finite_difference(lse0, x))[0]).abs().max().item<double>(), 1e-6);
+  EXPECT_LT((force.direction[1] + unit(finite_difference(logit1, x))[1]).abs().max().item<double>(), 1e-6);
+  ForceOptions posterior;
+  posterior.labels = torch::tensor({0, 2}, torch::kLong);
+  posterior.log_posterior_only = true;
+  auto log_p = [&](const torch::Tensor &z) {
+    auto lp = torch::log_softmax(m.f(z), 1);
+    return (lp[0][0] + lp[1][2]).item<double>();
+  };
+  auto g = potential_gradient(m.f, x, posterior).gradient;
+  EXPECT_LT((g - finite_difference(log_p, x)).abs().max().item<double>(), 1e-6);
+  ForceOptions short_mask = masked;
+  short_mask.unconditional = torch::tensor({true});
+  EXPECT_THROW(force_direction(m.f, x, short_mask), std::invalid_argument);
+}
+
 TEST(Energy, MismatchedLabelCountThrows) {
   DoubleNet m;
   ForceOptions options;
@@ -189,6 +216,42 @@ TEST(Loss, ForceFractionNoisesAPrefixOfTheBatch) {
     o.force_fraction = bad;
     EXPECT_THROW(cff_loss(d.f, x, y, schedule, o), std::invalid_argument) << bad;
   }
+}
+
+// The loss's force term is the library's force: redraw the loss's random numbers from the same seed and
+// compare with eps_hat built from finite differences of LSE (unconditional draws) or f_y.
+TEST(Loss, ForceTermMatchesTheForceOfFiniteDifferences) {
+  DoubleNet d;
+  torch::manual_seed(7);
+  const int64_t n = 6;
+  auto x = torch::rand({n, 1, 6, 6}, torch::kDouble) * 2 - 1;
+  auto y = torch::tensor({0, 1, 2, 0, 1, 2}, torch::kLong);
+  const CosineSchedule schedule;
+  CffLossOptions options;
+  options.p_uncond = 0.5;
+  auto g1 = at::make_generator<at::CPUGeneratorImpl>(21);
+  auto terms = cff_loss(d.f, x, y, schedule, options, g1);
+  auto g2 = at::make_generator<at::CPUGeneratorImpl>(21);
+  const auto cpu = torch::TensorOptions().dtype(torch::kFloat32);
+  auto t = torch::randint(1, schedule.max_time() + 1, {n}, g2, cpu.dtype(torch::kLong));
+  auto eps = torch::randn({n, 1, 6, 6}, g2, cpu).to(torch::kDouble);
+  auto uncond = torch::rand({n}, g2, cpu) < options.p_uncond;
+  ASSERT_GT(uncond.sum().item<int64_t>(), 0);
+  ASSERT_LT(uncond.sum().item<int64_t>(), n);
+  double expected = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double ab = static_cast<float>(schedule.alpha_bar(static_cast<double>(t[i].item<int64_t>())));
+    auto xt = (std::sqrt(ab) * x[i] + std::sqrt(1.0 - ab) * eps[i]).unsqueeze(0);
+    const int64_t label = y[i].item<int64_t>();
+    const bool u = uncond[i].item<bool>();
+    auto potential = [&](const torch::Tensor &z) {
+      auto logits = d.f(z);
+      return u ? torch::logsumexp(logits, 1).item<double>() : logits[0][label].item<double>();
+    };
+    auto eps_hat = -6.0 * unit(finite_difference(potential, xt));
+    expected += (eps_hat[0] - eps[i]).pow(2).sum().item<double>() / 36.0;
+  }
+  EXPECT_NEAR(terms.force.item<double>(), expected / n, 1e-5);
 }
 
 // shuffled_patches moves whole 4 x 4 grid cells (same pixels, other places) and never returns the input.

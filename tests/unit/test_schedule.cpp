@@ -46,7 +46,7 @@ TEST(Schedule, SigmaToTimeRoundTrips) {
 TEST(Schedule, JsonRoundTripAndValidation) {
   CosineSchedule s(500, 0.01, 1e-4);
   auto back = CosineSchedule::from_json(s.to_json());
-  EXPECT_EQ(back.steps(), 500);
+  EXPECT_EQ(back.max_time(), 500);
   EXPECT_DOUBLE_EQ(back.alpha_bar(123), s.alpha_bar(123));
   EXPECT_THROW(CosineSchedule(0), std::invalid_argument);
   EXPECT_THROW(CosineSchedule(1000, 0.0), std::invalid_argument);

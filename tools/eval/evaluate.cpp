@@ -30,6 +30,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The seed of a batch of the report's random draws: base + 7919 * stream + 1000003 * block + index, with a
+// stream per purpose (for denoising, the noise level in hundredths), a block per step count and the
+// batch's first image. Linear, so the seeds (and figures) of earlier reports stay what they were.
+namespace seed_stream {
+constexpr uint64_t conditional = 0, unconditional = 1;
+}
+uint64_t batch_seed(uint64_t base, uint64_t stream, int64_t block, int64_t index) {
+  return base + 7919ULL * stream + 1000003ULL * static_cast<uint64_t>(block) + static_cast<uint64_t>(index);
+}
+
 // The centripetal sampler as the options ask for it (labels and guidance are set by the caller).
 CentripetalOptions centripetal_options(const EvalOptions &o, int64_t steps, uint64_t seed) {
   SamplerSettings settings = o.centripetal;
@@ -311,7 +321,7 @@ json ood_part(Context &c, const std::vector<OodSet> &sets) {
 json generation_part(Context &c) {
   const auto &o = c.options;
   try {
-    o.centripetal.validate(static_cast<double>(c.model.metadata.schedule.steps()));
+    o.centripetal.validate(static_cast<double>(c.model.metadata.schedule.max_time()));
   } catch (const std::invalid_argument &e) {
     throw std::runtime_error(std::string("centripetal sampler settings: ") + e.what());
   }
@@ -391,7 +401,7 @@ json generation_part(Context &c) {
       for (int64_t i = 0; i < n; i += o.batch) {
         const int64_t end = std::min(n, i + o.batch);
         // The same seeds for every sampler: each starts from its own kind of noise, drawn alike.
-        const uint64_t seed = o.seed + 1000003ULL * static_cast<uint64_t>(steps) + static_cast<uint64_t>(i);
+        const uint64_t seed = batch_seed(o.seed, seed_stream::conditional, steps, i);
         const auto batch_labels = labels.slice(0, i, end).to(c.device);
         torch::Tensor batch;
         if (kind == SamplerKind::centripetal) {
@@ -458,7 +468,7 @@ json generation_part(Context &c) {
       for (int64_t i = 0; i < n; i += o.batch) {
         const int64_t end = std::min(n, i + o.batch);
         const auto options = centripetal_options(
-            o, steps, o.seed + 7919ULL + 1000003ULL * static_cast<uint64_t>(steps) + static_cast<uint64_t>(i));
+            o, steps, batch_seed(o.seed, seed_stream::unconditional, steps, i));
         parts.push_back(sample_centripetal(c.f, c.model.metadata.schedule, end - i, c.chw(), options, c.device).to(torch::kCPU));
         c.progress("generation: unconditional, " + std::to_string(steps) + " steps, " + std::to_string(end) + "/" +
                    std::to_string(n) + " samples");
@@ -552,7 +562,8 @@ json denoising_part(Context &c) {
   };
   // One noise level on one set: noisy, cff with the known sigma, cff with the estimated sigma, NLM.
   auto level_row = [&](const torch::Tensor &reference, double sigma, bool tiled, const std::string &strip_name) {
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(o.seed + 7919ULL * static_cast<uint64_t>(std::lround(sigma * 100)));
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(
+        batch_seed(o.seed, static_cast<uint64_t>(std::lround(sigma * 100)), 0, 0));
     const auto noisy = (reference + sigma * torch::randn(reference.sizes(), generator)).round().clamp(0, 255);
     const auto noisy_x = noisy / 127.5 - 1;
     const int64_t count = reference.size(0);

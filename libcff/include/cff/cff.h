@@ -10,4 +10,7 @@
 #include "cff/network.h"
 #include "cff/ood.h"
 #include "cff/sampler.h"
+#include "cff/sampler_defaults.h"
 #include "cff/schedule.h"
+#include "cff/seeds.h"
+#include "cff/threads.h"

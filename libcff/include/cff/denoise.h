@@ -1,4 +1,4 @@
-// Denoising frames by running the sampler from the noise level the frame sits at (METHOD.md).
+// Denoising frames by running the sampler from the noise level the frame sits at (docs/method.md "Denoising").
 #pragma once
 
 #include <cstdint>

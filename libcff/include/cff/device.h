@@ -5,6 +5,8 @@
 
 #include <c10/core/Device.h>
 
+#include "cff/threads.h"
+
 namespace cff {
 
 // Parses "auto", "cpu", "cuda" or "cuda:N".
@@ -12,10 +14,6 @@ namespace cff {
 // Throws std::invalid_argument naming the spec when it is malformed, or when CUDA is asked
 // for but not available (the message says which).
 c10::Device parse_device(const std::string &spec);
-
-// Sets LibTorch's intra-op thread count. threads <= 0 means one per hardware core.
-// LibTorch defaults to a single thread in some builds, so every program calls this.
-void set_threads(int threads);
 
 // Human-readable description, e.g. "cpu (2 threads)" or "cuda:0 (NVIDIA H100)".
 std::string describe_device(const c10::Device &device);

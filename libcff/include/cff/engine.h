@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cff/sampler_defaults.h"
+#include "cff/threads.h"
 
 namespace cff {
 
@@ -76,8 +77,8 @@ inline bool is_out_of_distribution(const Classification &result, int score_index
 class Engine {
  public:
   // The shared engine for `model_path` on `device_spec` ("auto", "cpu", "cuda", "cuda:N").
-  // threads > 0 sets LibTorch's intra-op thread count (process-wide), 0 = one per core,
-  // < 0 leaves it unchanged. A file changed on disk (size or modification time) is loaded afresh.
+  // threads >= 0 is passed to cff::set_threads (cff/threads.h: process-wide; 0 = automatic), < 0 leaves
+  // LibTorch's thread count alone. A file changed on disk (size or modification time) is loaded afresh.
   // Throws std::runtime_error naming the file (or device) and the reason.
   static std::shared_ptr<Engine> acquire(const std::string &model_path, const std::string &device_spec = "auto",
                                          int threads = -1);
@@ -94,7 +95,7 @@ class Engine {
   // buffer with n > 0 or n < 0, std::runtime_error if the forward pass fails.
   std::vector<Classification> classify(const float *chw_batch, int n, int top_k = 1, int score_index = -1);
 
-  // Generation (METHOD.md "Sampling"). Images come back in the model's input space, like classify's
+  // Generation (docs/method.md "Sampling"). Images come back in the model's input space, like classify's
   // inputs: pixels are p = 255 * (x * std + mean).
   using Sampler = SamplerKind;
   // The sampler settings (sampler_defaults.h, validated by generate), and what only the engine takes.
@@ -118,17 +119,18 @@ class Engine {
   Generated generate(const std::vector<int> &labels, const std::vector<uint64_t> &seeds,
                      const GenerateOptions &options);
 
-  // Denoising (METHOD.md "Denoising a frame"). `chw` is one image of C x height x width in the
+  // Denoising (docs/method.md "Denoising"). `chw` is one image of C x height x width in the
   // model's input space, any size: it is cut into model-sized tiles that overlap by half a tile and
   // are blended with raised-cosine weights; an image smaller than the model is reflect-padded and
   // cropped back. The result replaces `chw` in place.
-  struct DenoiseOptions {
+  // (Not cff::DenoiseOptions of denoise.h, the tensor-level sampler options this call fills.)
+  struct FrameDenoiseOptions {
     double sigma = -1.0;  // noise level in model input units; < 0: estimate from the image; 0: unchanged
     int steps = 1;        // 1 = one-shot x0 estimate
   };
   // Returns the sigma used (model input units). Throws std::invalid_argument on a null buffer, a
   // non-positive size or steps < 1; std::runtime_error if the model fails.
-  double denoise(float *chw, int height, int width, const DenoiseOptions &options);
+  double denoise(float *chw, int height, int width, const FrameDenoiseOptions &options);
   // The noise estimate denoise uses (cff::estimate_noise_sigma), in model input units.
   double estimate_noise(const float *chw, int height, int width);
 

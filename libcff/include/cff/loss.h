@@ -1,4 +1,4 @@
-// The CFF training loss (METHOD.md "Training loss"): cross-entropy plus force matching.
+// The CFF training loss (docs/method.md "Training loss"): cross-entropy plus force matching.
 #pragma once
 
 #include <ATen/core/Generator.h>

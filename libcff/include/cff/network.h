@@ -77,16 +77,9 @@ class ClassifierImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Classifier);
 
-// conv(x), through oneDNN when conv's weights are frozen (requires_grad off) and x is a CPU float
-// tensor. LibTorch's own choice sends a single small image (batch 1, under 20480 input values: every
-// stage after the first of our networks) to its im2col kernel, 10-20x slower than oneDNN for these
-// shapes. Gradients with respect to x work (forces and sampling); a second derivative through the
-// fast path does not, which is why trainable (unfrozen) weights always take conv(x).
-torch::Tensor convolve(torch::nn::Conv2d &conv, const torch::Tensor &x);
-
 // Turns off requires_grad on every parameter: inference and sampling still differentiate with
 // respect to the input, but no parameter gradients are built or stored. The convolutions of a
-// frozen network run through convolve()'s oneDNN path: first derivatives with respect to the input
+// frozen network run through oneDNN (LibTorch's own choice is 10-20x slower for a single small image): first derivatives with respect to the input
 // (forces, sampling) work, second derivatives (create_graph) do not.
 void freeze(torch::nn::Module &module);
 

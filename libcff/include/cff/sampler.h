@@ -1,5 +1,5 @@
-// Samplers that walk noise to data along the force field (METHOD.md "Sampling"), plus the two
-// baselines of the seed papers (Langevin/SGLD and gradient ascent) for comparison.
+// Samplers that walk noise to data along the force field (docs/method.md "Sampling"), plus the two
+// baselines of [JEM] and [COMs]/[WEAT] (Langevin/SGLD and gradient ascent) for comparison.
 //
 // Every sampler is deterministic given its seed: noise is drawn on the CPU from a generator seeded
 // with `seed` and moved to the device, so the same seed gives the same frames on cpu and cuda
@@ -32,7 +32,7 @@ struct CentripetalOptions {
   // Step spacing: the k-th of S steps leaves time t_start * ((S - k) / S)^spacing_power, so 1 spaces
   // the steps evenly in t and 2 puts more of them near the data (small t), where detail forms.
   double spacing_power = CentripetalDefaults::spacing_power;
-  // Langevin corrector steps after each centripetal step (predictor-corrector, as in seeds 001/003):
+  // Langevin corrector steps after each centripetal step (predictor-corrector as in [ScoreSDE]; docs/method.md "Sampling"):
   // with the score -eps_hat / sqrt(1 - abar_t) and the step size set by the signal-to-noise ratio r
   // (corrector_snr), each is x <- x - 2 r^2 sqrt(1 - abar_t) eps_hat + 2 r sqrt(1 - abar_t) z.
   // Each costs one more forward and backward pass. 0 = the plain centripetal sampler.
@@ -66,7 +66,7 @@ struct LangevinOptions {
   StepCallback on_step;
 };
 
-// SGLD as in JEM (seed 001): starts from uniform noise in [-1, 1].
+// SGLD as in [JEM] (docs/method.md "Sampling"): starts from uniform noise in [-1, 1].
 torch::Tensor sample_langevin(const LogitsFunction &f, int64_t n, c10::IntArrayRef chw, const LangevinOptions &options,
                               const c10::Device &device = c10::Device(c10::kCPU));
 
@@ -79,7 +79,7 @@ struct AscentOptions {
   StepCallback on_step;
 };
 
-// Normalised gradient ascent (seeds 002/003: generation with robust classifiers / COMs), from
+// Normalised gradient ascent ([WEAT]: generation with robust classifiers; [COMs]; docs/method.md "Sampling"), from
 // uniform noise. Deterministic given the seed, mode-seeking.
 torch::Tensor sample_ascent(const LogitsFunction &f, int64_t n, c10::IntArrayRef chw, const AscentOptions &options,
                             const c10::Device &device = c10::Device(c10::kCPU));

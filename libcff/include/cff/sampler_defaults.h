@@ -25,7 +25,7 @@ struct CentripetalDefaults {
   static constexpr double corrector_snr = 0.2;
 };
 
-// The samplers: the centripetal one (ours, sampler.h) and the seed papers' baselines (SGLD as in JEM,
+// The samplers: the centripetal one (ours, sampler.h) and the cited baselines (SGLD as in [JEM],
 // normalised gradient ascent), both from uniform noise.
 enum class SamplerKind { centripetal, langevin, ascent };
 

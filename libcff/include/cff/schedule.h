@@ -5,20 +5,25 @@
 #include <cstdint>
 
 #include <nlohmann/json.hpp>
+#include <torch/types.h>
 
 namespace cff {
 
 class CosineSchedule {
  public:
-  // T steps, offset s, and the clip floor of alpha_bar.
-  explicit CosineSchedule(int64_t steps = 1000, double offset = 0.008, double min_alpha_bar = 1e-5);
+  // The horizon T (t runs over [0, T]; the model file's "steps"), offset s, and the clip floor of alpha_bar.
+  // T is the schedule's, not a sampler's: a sampler walks from t_start <= T to 0 in its own S steps.
+  explicit CosineSchedule(int64_t max_time = 1000, double offset = 0.008, double min_alpha_bar = 1e-5);
 
-  int64_t steps() const { return steps_; }
+  int64_t max_time() const { return max_time_; }
   double offset() const { return offset_; }
   double min_alpha_bar() const { return min_alpha_bar_; }
 
   // alpha_bar(t) in [min_alpha_bar, 1], decreasing; alpha_bar(0) = 1. t is clamped to [0, T].
   double alpha_bar(double t) const;
+  // alpha_bar at every element of t (any shape, dtype and device): a double tensor of t's shape on the
+  // CPU, each value alpha_bar(double). Training, sampling and denoising look the schedule up here.
+  torch::Tensor alpha_bar(const torch::Tensor &t) const;
   // lambda_t = sqrt(1 - alpha_bar) / sqrt(alpha_bar): x_t / sqrt(alpha_bar) = x_0 + lambda_t * eps.
   double lambda(double t) const;
   // Inverse of lambda(t): the t* whose lambda equals the given noise level (in [-1, 1] image units).
@@ -29,9 +34,13 @@ class CosineSchedule {
   static CosineSchedule from_json(const nlohmann::json &j);
 
  private:
-  int64_t steps_;
+  int64_t max_time_;
   double offset_;
   double min_alpha_bar_;
 };
+
+// Per-sample values [N] (any dtype and device) as a float32 [N, 1, 1, 1] tensor on `like`'s device, to
+// scale a batch of images [N, C, H, W].
+torch::Tensor per_sample(const torch::Tensor &values, const torch::Tensor &like);
 
 }  // namespace cff
