@@ -15,6 +15,7 @@
 #include "cff/engine.h"
 #include "element_common.h"
 #include "frame_convert.h"
+#include "result_meta.h"
 #include "overlay.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_cff_classify_debug);
@@ -23,7 +24,6 @@ GST_DEBUG_CATEGORY_STATIC(gst_cff_classify_debug);
 namespace {
 
 constexpr const char *kParamName = "cff/classification";
-constexpr const char *kRoiType = "cff";
 constexpr const char *kMessageName = "cffclassify";
 
 enum MessageMode { MESSAGE_NONE, MESSAGE_OOD, MESSAGE_ALL };
@@ -311,20 +311,12 @@ GstFlowReturn transform_frame_ip(GstVideoFilter *filter, GstVideoFrame *frame) {
       const auto &target = targets[i];
       const auto &result = p.last_results[i];
       const bool ood = cff::is_out_of_distribution(result, p.score_index, threshold);
-      GstVideoRegionOfInterestMeta *meta = target.meta;
-      if (!meta) {
-        // Our whole-frame meta gets an id that no ROI meta already on the buffer has (cffgenerate's, say),
-        // so readers can fetch it with gst_buffer_get_video_region_of_interest_meta_id.
-        gint id = 0;
-        gpointer state = nullptr;
-        while (GstMeta *m = gst_buffer_iterate_meta_filtered(buffer, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
-          id = std::max(id, reinterpret_cast<GstVideoRegionOfInterestMeta *>(m)->id + 1);
-        }
-        meta = gst_buffer_add_video_region_of_interest_meta(buffer, kRoiType, 0, 0, static_cast<guint>(width),
-                                                            static_cast<guint>(height));
-        meta->id = id;
+      GstStructure *params = result_structure(kParamName, p, result, threshold);
+      if (target.meta) {
+        gst_video_region_of_interest_meta_add_param(target.meta, params);  // an upstream region's own meta
+      } else {
+        cff::gst::add_frame_result(buffer, width, height, params);
       }
-      gst_video_region_of_interest_meta_add_param(meta, result_structure(kParamName, p, result, threshold));
       if (message_mode == MESSAGE_ALL || (message_mode == MESSAGE_OOD && ood)) {
         post_message(self, buffer, target, p, result, threshold);
       }

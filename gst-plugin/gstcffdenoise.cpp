@@ -15,6 +15,7 @@
 #include "cff/engine.h"
 #include "element_common.h"
 #include "frame_convert.h"
+#include "result_meta.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_cff_denoise_debug);
 #define GST_CAT_DEFAULT gst_cff_denoise_debug
@@ -22,7 +23,6 @@ GST_DEBUG_CATEGORY_STATIC(gst_cff_denoise_debug);
 namespace {
 
 constexpr const char *kParamName = "cff/denoise";
-constexpr const char *kRoiType = "cff";
 constexpr const char *kMessageName = "cffdenoise";
 constexpr double kDefaultSigma = 0.0;
 constexpr guint kDefaultSteps = 1;
@@ -179,9 +179,7 @@ GstFlowReturn transform_frame_ip(GstVideoFilter *filter, GstVideoFrame *frame) {
                                static_cast<gboolean>(sigma_pixels <= 0.0), "steps", G_TYPE_INT,
                                static_cast<int>(steps), "strength", G_TYPE_DOUBLE, strength, nullptr);
     };
-    GstVideoRegionOfInterestMeta *meta = gst_buffer_add_video_region_of_interest_meta(
-        frame->buffer, kRoiType, 0, 0, static_cast<guint>(width), static_cast<guint>(height));
-    gst_video_region_of_interest_meta_add_param(meta, make_structure(kParamName));
+    cff::gst::add_frame_result(frame->buffer, width, height, make_structure(kParamName));
     if (p.message.load()) {
       GstStructure *s = make_structure(kMessageName);
       gst_structure_set(s, "timestamp", G_TYPE_UINT64, static_cast<guint64>(GST_BUFFER_PTS(frame->buffer)), nullptr);

@@ -11,11 +11,14 @@
 #include <vector>
 
 #include <gst/video/gstvideometa.h>
+#include <gst/video/gstvideopool.h>
 #include <gst/video/video.h>
 
 #include "cff/engine.h"
+#include "cff/seeds.h"
 #include "element_common.h"
 #include "frame_convert.h"
+#include "result_meta.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_cff_generate_debug);
 #define GST_CAT_DEFAULT gst_cff_generate_debug
@@ -23,7 +26,6 @@ GST_DEBUG_CATEGORY_STATIC(gst_cff_generate_debug);
 namespace {
 
 constexpr const char *kParamName = "cff/generation";
-constexpr const char *kRoiType = "cff";
 constexpr const char *kDefaultLabel = "cycle";
 // The sampler defaults are libcff's measured choice (docs/recipe.md), as cff::SamplerSettings has them.
 const cff::SamplerSettings kSamplerDefaults;
@@ -73,8 +75,9 @@ struct LabelChoice {
   int class_id = -1;  // -1 = unconditional (ignored when cycle)
 };
 
-// "3", "Trouser" (case-insensitive), "-1"/"none"/"" or "cycle". Returns false if it names no class.
-bool resolve_label(const std::string &text, const std::vector<std::string> &labels, LabelChoice &out) {
+// "cycle", "-1"/"none"/"" (unconditional) or a class as ModelInfo::find_class takes it. Returns false if
+// it names no class.
+bool resolve_label(const std::string &text, const cff::ModelInfo &info, LabelChoice &out) {
   if (text.empty() || g_ascii_strcasecmp(text.c_str(), "none") == 0 || text == "-1") {
     out = LabelChoice{false, -1};
     return true;
@@ -83,28 +86,9 @@ bool resolve_label(const std::string &text, const std::vector<std::string> &labe
     out = LabelChoice{true, -1};
     return true;
   }
-  char *end = nullptr;
-  const long number = std::strtol(text.c_str(), &end, 10);
-  if (end && *end == '\0') {
-    if (number < 0 || number >= static_cast<long>(labels.size())) return false;
-    out = LabelChoice{false, static_cast<int>(number)};
-    return true;
-  }
-  for (size_t i = 0; i < labels.size(); ++i) {
-    if (g_ascii_strcasecmp(text.c_str(), labels[i].c_str()) == 0) {
-      out = LabelChoice{false, static_cast<int>(i)};
-      return true;
-    }
-  }
-  return false;
-}
-
-// Frame i's seed: a splitmix64 hash of (seed, i), so neighbouring samples get unrelated noise.
-guint64 sample_seed(guint64 seed, guint64 index) {
-  guint64 z = seed + 0x9e3779b97f4a7c15ULL * (index + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
+  const int class_id = info.find_class(text);
+  out = LabelChoice{false, class_id};
+  return class_id >= 0;
 }
 
 // The settings a batch is generated with, copied under the object lock.
@@ -203,7 +187,7 @@ gboolean start(GstBaseSrc *src) {
       }
     }
     const Settings s = snapshot(self);
-    if (!resolve_label(s.label, info.labels, p.label)) {
+    if (!resolve_label(s.label, info, p.label)) {
       GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
                         ("Label '%s' names no class of model '%s' (%d classes)", s.label.c_str(), path.c_str(),
                          info.num_classes),
@@ -284,8 +268,12 @@ gboolean set_caps(GstBaseSrc *src, GstCaps *caps) {
     GST_ERROR_OBJECT(self, "cannot parse caps %" GST_PTR_FORMAT, caps);
     return FALSE;
   }
+  GST_OBJECT_LOCK(self);  // the LATENCY query reads them from the application's thread
   p.video_info = info;
   p.have_info = true;
+  GST_OBJECT_UNLOCK(self);
+  // GstBaseSrc allocates buffers of the block size: one frame.
+  gst_base_src_set_blocksize(src, static_cast<guint>(GST_VIDEO_INFO_SIZE(&info)));
   return TRUE;
 }
 
@@ -306,7 +294,7 @@ void generate_batch(GstCffGenerate *self, const Settings &s) {
   const auto &info = engine.info();
   if (s.label != p.label_text) {
     LabelChoice choice;
-    if (resolve_label(s.label, info.labels, choice)) {
+    if (resolve_label(s.label, info, choice)) {
       p.label = choice;
     } else {
       GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Label '%s' names no class; keeping the previous one",
@@ -321,7 +309,7 @@ void generate_batch(GstCffGenerate *self, const Settings &s) {
     const guint64 sample = p.next_sample + static_cast<guint64>(i);
     labels[static_cast<size_t>(i)] =
         p.label.cycle ? static_cast<int>(sample % static_cast<guint64>(info.num_classes)) : p.label.class_id;
-    seeds[static_cast<size_t>(i)] = sample_seed(s.seed, sample);
+    seeds[static_cast<size_t>(i)] = cff::derive_seed(s.seed, sample);
   }
   cff::Engine::GenerateOptions options;
   static_cast<cff::SamplerSettings &>(options) = s.sampling;
@@ -361,7 +349,55 @@ void generate_batch(GstCffGenerate *self, const Settings &s) {
   }
 }
 
-GstFlowReturn create(GstPushSrc *push_src, GstBuffer **out) {
+// Buffers come from a GstVideoBufferPool (downstream's if it offers one), with GstVideoMeta when
+// downstream reads it, as videotestsrc does: fill() then maps them with their own strides.
+gboolean decide_allocation(GstBaseSrc *src, GstQuery *query) {
+  GstCaps *caps = nullptr;
+  gst_query_parse_allocation(query, &caps, nullptr);
+  GstVideoInfo info;
+  if (!caps || !gst_video_info_from_caps(&info, caps)) return FALSE;
+  GstBufferPool *pool = nullptr;
+  guint size = static_cast<guint>(GST_VIDEO_INFO_SIZE(&info)), min = 0, max = 0;
+  const bool update = gst_query_get_n_allocation_pools(query) > 0;
+  if (update) {
+    guint offered = 0;
+    gst_query_parse_nth_allocation_pool(query, 0, &pool, &offered, &min, &max);
+    size = std::max(size, offered);
+  }
+  if (!pool) pool = gst_video_buffer_pool_new();
+  GstStructure *config = gst_buffer_pool_get_config(pool);
+  gst_buffer_pool_config_set_params(config, caps, size, min, max);
+  if (gst_query_find_allocation_meta(query, GST_VIDEO_META_API_TYPE, nullptr)) {
+    gst_buffer_pool_config_add_option(config, GST_BUFFER_POOL_OPTION_VIDEO_META);
+  }
+  gst_buffer_pool_set_config(pool, config);
+  if (update) {
+    gst_query_set_nth_allocation_pool(query, 0, pool, size, min, max);
+  } else {
+    gst_query_add_allocation_pool(query, pool, size, min, max);
+  }
+  gst_object_unref(pool);
+  return GST_BASE_SRC_CLASS(gst_cff_generate_parent_class)->decide_allocation(src, query);
+}
+
+// A live generator is one frame late at least: the frame due at t is made once t has come.
+gboolean query(GstBaseSrc *src, GstQuery *query) {
+  auto *self = GST_CFF_GENERATE(src);
+  if (GST_QUERY_TYPE(query) == GST_QUERY_LATENCY) {
+    GST_OBJECT_LOCK(self);
+    const bool known = self->priv->have_info && GST_VIDEO_INFO_FPS_N(&self->priv->video_info) > 0;
+    const GstClockTime frame = known ? gst_util_uint64_scale(GST_SECOND, GST_VIDEO_INFO_FPS_D(&self->priv->video_info),
+                                                             GST_VIDEO_INFO_FPS_N(&self->priv->video_info))
+                                     : 0;
+    GST_OBJECT_UNLOCK(self);
+    if (!known) return FALSE;
+    gst_query_set_latency(query, gst_base_src_is_live(src), frame, frame);
+    return TRUE;
+  }
+  return GST_BASE_SRC_CLASS(gst_cff_generate_parent_class)->query(src, query);
+}
+
+GstFlowReturn fill(GstPushSrc *push_src, GstBuffer *buffer) {
   auto *self = GST_CFF_GENERATE(push_src);
   auto &p = *self->priv;
   try {
@@ -381,10 +417,8 @@ GstFlowReturn create(GstPushSrc *push_src, GstBuffer **out) {
     if (p.queue.empty() || p.queue.front().sample != f.sample) p.next_sample = f.sample + 1;
 
     const auto &info = p.engine->info();
-    GstBuffer *buffer = gst_buffer_new_allocate(nullptr, GST_VIDEO_INFO_SIZE(&p.video_info), nullptr);
     GstVideoFrame frame;
     if (!gst_video_frame_map(&frame, &p.video_info, buffer, GST_MAP_WRITE)) {
-      gst_buffer_unref(buffer);
       GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Cannot map an output buffer"), (nullptr));
       return GST_FLOW_ERROR;
     }
@@ -394,7 +428,6 @@ GstFlowReturn create(GstPushSrc *push_src, GstBuffer **out) {
                             f.image.data());
     } catch (...) {
       gst_video_frame_unmap(&frame);
-      gst_buffer_unref(buffer);
       throw;
     }
     gst_video_frame_unmap(&frame);
@@ -421,10 +454,7 @@ GstFlowReturn create(GstPushSrc *push_src, GstBuffer **out) {
         G_TYPE_DOUBLE, f.guidance, "predicted-label", G_TYPE_STRING, f.reading.label.c_str(), "predicted-class-id",
         G_TYPE_INT, f.reading.class_id, "confidence", G_TYPE_DOUBLE, f.reading.confidence, "label-probability",
         G_TYPE_DOUBLE, f.label_probability, "energy", G_TYPE_DOUBLE, f.reading.energy, nullptr);
-    GstVideoRegionOfInterestMeta *meta = gst_buffer_add_video_region_of_interest_meta(
-        buffer, kRoiType, 0, 0, static_cast<guint>(info.width), static_cast<guint>(info.height));
-    gst_video_region_of_interest_meta_add_param(meta, st);
-    *out = buffer;
+    cff::gst::add_frame_result(buffer, info.width, info.height, st);
     return GST_FLOW_OK;
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Generation failed: %s", e.what()), (nullptr));
@@ -626,7 +656,9 @@ static void gst_cff_generate_class_init(GstCffGenerateClass *klass) {
   base_src_class->fixate = fixate;
   base_src_class->set_caps = set_caps;
   base_src_class->get_times = get_times;
-  push_src_class->create = create;
+  base_src_class->decide_allocation = decide_allocation;
+  base_src_class->query = query;
+  push_src_class->fill = fill;
 }
 
 static void gst_cff_generate_init(GstCffGenerate *self) {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -51,6 +52,21 @@ std::map<std::string, std::weak_ptr<Engine>> &cache() {
 }
 
 }  // namespace
+
+int ModelInfo::find_class(const std::string &name) const {
+  char *end = nullptr;
+  const long number = std::strtol(name.c_str(), &end, 10);
+  if (!name.empty() && end && *end == '\0') return number >= 0 && number < num_classes ? static_cast<int>(number) : -1;
+  auto lower = [](std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+    return text;
+  };
+  const auto wanted = lower(name);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (lower(labels[i]) == wanted) return static_cast<int>(i);
+  }
+  return -1;
+}
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;

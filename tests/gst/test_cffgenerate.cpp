@@ -368,6 +368,37 @@ TEST(CffGenerate, LiveSourceAndColourModel) {
   EXPECT_EQ(GST_VIDEO_INFO_HEIGHT(&info), 12);
 }
 
+// A live cffgenerate answers the LATENCY query with one frame (videotestsrc does the same), so a live
+// pipeline's sinks wait for it; frames come from a buffer pool, strides and all.
+TEST(CffGenerate, LiveLatencyIsOneFrameAndFramesComeFromAPool) {
+  cff_gst_test::ensure_gst();
+  const std::string text = "cffgenerate name=gen device=cpu threads=1 steps=1 is-live=true model=\"" +
+                           test_model().path + "\" ! video/x-raw,framerate=10/1 ! appsink name=sink max-buffers=2";
+  GstElement *pipeline = gst_parse_launch(text.c_str(), nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  GstElement *gen = gst_bin_get_by_name(GST_BIN(pipeline), "gen");
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstSample *sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 10 * GST_SECOND);
+  ASSERT_NE(sample, nullptr);
+  GstBuffer *buffer = gst_sample_get_buffer(sample);
+  EXPECT_NE(buffer->pool, nullptr);
+  EXPECT_NE(gst_buffer_get_video_region_of_interest_meta(buffer), nullptr);
+  gst_sample_unref(sample);
+  GstQuery *latency = gst_query_new_latency();
+  ASSERT_TRUE(gst_element_query(gen, latency));
+  gboolean live = FALSE;
+  GstClockTime min = 0, max = 0;
+  gst_query_parse_latency(latency, &live, &min, &max);
+  EXPECT_TRUE(live);
+  EXPECT_EQ(min, GST_SECOND / 10);
+  gst_query_unref(latency);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(gen);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+}
+
 TEST(CffGenerate, NoModel_n) {
   cff_gst_test::ensure_gst();
   GstElement *pipeline = gst_parse_launch("cffgenerate num-buffers=1 ! fakesink", nullptr);

@@ -1,4 +1,5 @@
 // cff::Engine, the torch-free facade the elements call: loading errors, sharing, NaN safety.
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -44,6 +45,13 @@ TEST(Engine, InfoComesFromTheModelFile) {
   ASSERT_EQ(info.mean.size(), 1u);
   EXPECT_DOUBLE_EQ(info.mean[0], 0.5);
   EXPECT_DOUBLE_EQ(info.std[0], 0.5);
+  // Classes by index or by label, case-insensitively; anything else names none.
+  EXPECT_EQ(info.find_class("3"), 3);
+  EXPECT_EQ(info.find_class(m.labels[7]), 7);
+  std::string upper = m.labels[2];
+  for (auto &c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  EXPECT_EQ(info.find_class(upper), 2);
+  for (const char *none : {"10", "-2", "", "3x", "no such class"}) EXPECT_EQ(info.find_class(none), -1) << none;
 }
 
 TEST(Engine, OneSharedInstancePerFileAndDevice) {

@@ -48,6 +48,9 @@ struct ModelInfo {
     }
     return -1;
   }
+  // The class a user names: its index in decimal ("3") or its label, case-insensitively ("trouser").
+  // -1 if it names no class of this model.
+  int find_class(const std::string &name) const;
 };
 
 struct ClassProbability {
