@@ -173,7 +173,7 @@ template <typename Byte>
 BasicPixelView<Byte> make_view(const GstVideoFrame &frame) {
   BasicPixelView<Byte> view;
   view.format = GST_VIDEO_FRAME_FORMAT(&frame);
-  if (!is_supported_format(view.format)) {
+  if (!format_fits(view.format, FormatUse::read)) {
     throw std::invalid_argument(std::string("unsupported video format ") + gst_video_format_to_string(view.format));
   }
   view.width = GST_VIDEO_FRAME_WIDTH(&frame);
@@ -250,13 +250,6 @@ GstVideoFormat native_format(int channels) {
   return GST_VIDEO_FORMAT_UNKNOWN;
 }
 
-bool is_supported_format(GstVideoFormat format) { return format_fits(format, FormatUse::read); }
-
-const char *supported_formats_caps() {
-  static const std::string caps = formats_caps(FormatUse::read);
-  return caps.c_str();
-}
-
 PixelView pixel_view(const GstVideoFrame &frame) { return make_view<const uint8_t>(frame); }
 MutablePixelView mutable_pixel_view(GstVideoFrame &frame) { return make_view<uint8_t>(frame); }
 
@@ -270,7 +263,7 @@ Region clamp_region(const Region &region, int width, int height) {
 }
 
 void convert_region(const PixelView &view, const Region &region, const InputLayout &layout, float *out) {
-  if (!is_supported_format(view.format)) throw std::invalid_argument("convert: unsupported video format");
+  if (!format_fits(view.format, FormatUse::read)) throw std::invalid_argument("convert: unsupported video format");
   check_layout(layout, "convert");
   if (region.width <= 0 || region.height <= 0 || region.x < 0 || region.y < 0 ||
       static_cast<int64_t>(region.x) + region.width > view.width ||

@@ -72,10 +72,6 @@ GstCaps *video_caps(FormatUse use, int channels = 0);
 // The native format of a C-channel model (GRAY8 or RGB); GST_VIDEO_FORMAT_UNKNOWN for other C.
 GstVideoFormat native_format(int channels);
 
-// The formats convert_region reads: format_fits(format, FormatUse::read), formats_caps(FormatUse::read).
-bool is_supported_format(GstVideoFormat format);
-const char *supported_formats_caps();
-
 // Byte offsets of R, G, B within a pixel and bytes per pixel of a packed RGB format.
 struct PackedLayout {
   int r = 0, g = 0, b = 0, bytes = 0;

@@ -71,7 +71,7 @@ class Painter {
 }  // namespace
 
 void draw_overlay(GstVideoFrame &frame, const Region &region_in, const OverlayMarks &marks) {
-  if (!is_supported_format(GST_VIDEO_FRAME_FORMAT(&frame))) return;
+  if (!format_fits(GST_VIDEO_FRAME_FORMAT(&frame), FormatUse::read)) return;
   const Region region = clamp_region(region_in, GST_VIDEO_FRAME_WIDTH(&frame), GST_VIDEO_FRAME_HEIGHT(&frame));
   if (region.width <= 0 || region.height <= 0) return;
   Painter painter(frame, region);

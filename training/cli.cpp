@@ -45,7 +45,6 @@ std::vector<std::string> parse(int argc, char **argv, const std::vector<Option> 
   // the table keeps the help text and the setters, which run in command-line order as CLI11 meets them.
   CLI::App app;
   app.set_help_flag();  // --help is one of the table's options
-  app.allow_windows_style_options(false);
   std::vector<std::string> positional;
   for (const auto &opt : options) {
     const std::string flag = "--" + opt.name + (opt.name == "help" ? ",-h" : "");

@@ -143,8 +143,8 @@ struct Frames {
 
 void render_frames(Frames &frames, const Options &o, const cff::ModelInfo &model) {
   const GstVideoFormat format = gst_video_format_from_string(o.format.c_str());
-  if (format == GST_VIDEO_FORMAT_UNKNOWN || !cff::gst::is_supported_format(format)) {
-    usage_error("--format " + o.format + " is not one of " + cff::gst::supported_formats_caps());
+  if (format == GST_VIDEO_FORMAT_UNKNOWN || !cff::gst::format_fits(format, cff::gst::FormatUse::read)) {
+    usage_error("--format " + o.format + " is not one of " + cff::gst::formats_caps(cff::gst::FormatUse::read));
   }
   const int width = o.width ? o.width : model.width, height = o.height ? o.height : model.height;
   gst_video_info_set_format(&frames.info, format, static_cast<guint>(width), static_cast<guint>(height));
