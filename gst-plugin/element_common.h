@@ -28,6 +28,22 @@ struct ModelSettings {
 bool set_model_property(GObject *object, ModelSettings &settings, guint prop_model, guint prop_id, const GValue *value);
 bool get_model_property(GObject *object, const ModelSettings &settings, guint prop_model, guint prop_id, GValue *value);
 
+// The flags of the elements' properties: readable, writable, static strings; and those that may change up
+// to READY and up to PLAYING.
+constexpr GParamFlags kPropertyFlags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+constexpr GParamFlags kMutableReady = static_cast<GParamFlags>(kPropertyFlags | GST_PARAM_MUTABLE_READY);
+constexpr GParamFlags kMutablePlaying = static_cast<GParamFlags>(kPropertyFlags | GST_PARAM_MUTABLE_PLAYING);
+
+// GObject finalize for an element whose instance struct holds its state in `priv` (a C++ object made with
+// new in instance init): deletes it, then chains up to `parent_class`.
+template <typename Element>
+void finalize_private(GObject *object, gpointer parent_class) {
+  auto *self = reinterpret_cast<Element *>(object);
+  delete self->priv;
+  self->priv = nullptr;
+  G_OBJECT_CLASS(parent_class)->finalize(object);
+}
+
 // A copy taken under the object lock, for start().
 ModelSettings snapshot(GObject *object, const ModelSettings &settings);
 

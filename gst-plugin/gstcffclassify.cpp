@@ -387,12 +387,7 @@ void get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *psp
   }
 }
 
-void finalize(GObject *object) {
-  auto *self = GST_CFF_CLASSIFY(object);
-  delete self->priv;
-  self->priv = nullptr;
-  G_OBJECT_CLASS(gst_cff_classify_parent_class)->finalize(object);
-}
+void finalize(GObject *object) { cff::gst::finalize_private<GstCffClassify>(object, gst_cff_classify_parent_class); }
 
 }  // namespace
 
@@ -408,54 +403,51 @@ static void gst_cff_classify_class_init(GstCffClassifyClass *klass) {
   gobject_class->get_property = get_property;
   gobject_class->finalize = finalize;
 
-  const auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
-  const auto ready = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_READY);
-  const auto playing = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_PLAYING);
   cff_install_model_properties(gobject_class, PROP_MODEL, "Path of the cff model file to classify with (required)");
   g_object_class_install_property(
       gobject_class, PROP_OOD_THRESHOLD,
       g_param_spec_double("ood-threshold", "OOD threshold",
                           "Value of the active OOD score (see 'score') above which a result is flagged out of "
                           "distribution. Setting it turns 'calibrated-threshold' off",
-                          -G_MAXDOUBLE, G_MAXDOUBLE, 0.0, playing));
+                          -G_MAXDOUBLE, G_MAXDOUBLE, 0.0, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_CALIBRATED_THRESHOLD,
       g_param_spec_boolean("calibrated-threshold", "Calibrated threshold",
                            "Compare the active score with its threshold calibrated in the model file (no result is "
                            "flagged if the file has none) instead of 'ood-threshold'. Setting 'ood-threshold' turns "
                            "this off; set it back to TRUE to return to the calibrated threshold",
-                           TRUE, playing));
+                           TRUE, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_TOP_K,
       g_param_spec_uint("top-k", "Top k", "How many of the most probable classes each result lists (at most the model's "
                                           "number of classes)",
-                        1, 1000, kDefaultTopK, playing));
+                        1, 1000, kDefaultTopK, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_INTERVAL,
       g_param_spec_uint("interval", "Interval",
                         "Run the model on every Nth frame; frames in between carry the last results", 1, G_MAXINT,
-                        kDefaultInterval, playing));
+                        kDefaultInterval, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_OVERLAY,
       g_param_spec_boolean("overlay", "Overlay",
                            "Draw the label, probability and an energy bar (red when out of distribution) into the "
                            "frame",
-                           FALSE, playing));
+                           FALSE, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_MESSAGE,
       g_param_spec_enum("message", "Messages", "Which results to post as element messages named \"cffclassify\"",
-                        message_mode_get_type(), MESSAGE_NONE, playing));
+                        message_mode_get_type(), MESSAGE_NONE, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_ROI,
       g_param_spec_enum("roi", "Regions", "What to classify: the whole frame, or each GstVideoRegionOfInterestMeta "
                                           "attached upstream",
-                        roi_mode_get_type(), ROI_FRAME, ready));
+                        roi_mode_get_type(), ROI_FRAME, cff::gst::kMutableReady));
   g_object_class_install_property(
       gobject_class, PROP_SCORE,
       g_param_spec_enum("score", "OOD score",
                         "Which out-of-distribution score to flag by and to report as 'score'; auto takes the model "
                         "file's recommendation (files written before the fitted scores have energy only)",
-                        score_mode_get_type(), SCORE_AUTO, ready));
+                        score_mode_get_type(), SCORE_AUTO, cff::gst::kMutableReady));
   gst_type_mark_as_plugin_api(score_mode_get_type(), static_cast<GstPluginAPIFlags>(0));
   gst_type_mark_as_plugin_api(message_mode_get_type(), static_cast<GstPluginAPIFlags>(0));
   gst_type_mark_as_plugin_api(roi_mode_get_type(), static_cast<GstPluginAPIFlags>(0));

@@ -222,12 +222,7 @@ void get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *psp
   }
 }
 
-void finalize(GObject *object) {
-  auto *self = GST_CFF_DENOISE(object);
-  delete self->priv;
-  self->priv = nullptr;
-  G_OBJECT_CLASS(gst_cff_denoise_parent_class)->finalize(object);
-}
+void finalize(GObject *object) { cff::gst::finalize_private<GstCffDenoise>(object, gst_cff_denoise_parent_class); }
 
 }  // namespace
 
@@ -243,28 +238,26 @@ static void gst_cff_denoise_class_init(GstCffDenoiseClass *klass) {
   gobject_class->get_property = get_property;
   gobject_class->finalize = finalize;
 
-  const auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
-  const auto playing = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_PLAYING);
   cff_install_model_properties(gobject_class, PROP_MODEL, "Path of the cff model file to denoise with (required)");
   g_object_class_install_property(
       gobject_class, PROP_SIGMA,
       g_param_spec_double("sigma", "Sigma",
                           "Standard deviation of the noise in pixel units (0-255); 0 = estimate it on every frame "
                           "(the estimate is in the meta)",
-                          0.0, 255.0, kDefaultSigma, playing));
+                          0.0, 255.0, kDefaultSigma, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_STEPS,
       g_param_spec_uint("steps", "Steps", "Sampler steps from the frame's noise level down to 0 (1 = one-shot)", 1,
-                        1000, kDefaultSteps, playing));
+                        1000, kDefaultSteps, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_STRENGTH,
       g_param_spec_double("strength", "Strength", "Blend of the denoised frame with the input: 0 = input, 1 = denoised",
-                          0.0, 1.0, kDefaultStrength, playing));
+                          0.0, 1.0, kDefaultStrength, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_MESSAGE,
       g_param_spec_boolean("message", "Message",
                            "Post an element message named \"cffdenoise\" with the noise level of every frame", FALSE,
-                           playing));
+                           cff::gst::kMutablePlaying));
 
   gst_element_class_set_static_metadata(
       element_class, "CFF denoiser", "Filter/Effect/Video",

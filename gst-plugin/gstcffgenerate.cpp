@@ -540,12 +540,7 @@ void get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *psp
   GST_OBJECT_UNLOCK(self);
 }
 
-void finalize(GObject *object) {
-  auto *self = GST_CFF_GENERATE(object);
-  delete self->priv;
-  self->priv = nullptr;
-  G_OBJECT_CLASS(gst_cff_generate_parent_class)->finalize(object);
-}
+void finalize(GObject *object) { cff::gst::finalize_private<GstCffGenerate>(object, gst_cff_generate_parent_class); }
 
 }  // namespace
 
@@ -561,9 +556,6 @@ static void gst_cff_generate_class_init(GstCffGenerateClass *klass) {
   gobject_class->get_property = get_property;
   gobject_class->finalize = finalize;
 
-  const auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
-  const auto ready = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_READY);
-  const auto playing = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_PLAYING);
   cff_install_model_properties(gobject_class, PROP_MODEL, "Path of the cff model file to generate with (required)");
   g_object_class_install_property(
       gobject_class, PROP_LABEL,
@@ -571,73 +563,73 @@ static void gst_cff_generate_class_init(GstCffGenerateClass *klass) {
                           "Class to generate: an index (\"3\"), a class name (\"Trouser\", any case), \"-1\" or "
                           "\"none\" for unconditional samples, or \"cycle\" to walk through the classes, one per "
                           "sample. Takes effect at the next frame",
-                          kDefaultLabel, playing));
+                          kDefaultLabel, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_GUIDANCE,
       g_param_spec_double("guidance", "Guidance",
                           "Guidance scale w: 0 = unconditional force, 1 = the paper's conditional force, > 1 stronger "
                           "(centripetal sampler)",
-                          0.0, 100.0, kSamplerDefaults.guidance, playing));
+                          0.0, 100.0, kSamplerDefaults.guidance, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_GUIDE_MODEL,
       g_param_spec_string("guide-model", "Guide model",
                           "Optional second cff model file whose log p(y|x) gradient steers the sampler (decoupled "
                           "guidance; same input size and classes as the model)",
-                          nullptr, ready));
+                          nullptr, cff::gst::kMutableReady));
   g_object_class_install_property(
       gobject_class, PROP_STEPS,
-      g_param_spec_uint("steps", "Steps", "Sampler steps per image", 1, 100000, static_cast<guint>(kSamplerDefaults.steps), playing));
+      g_param_spec_uint("steps", "Steps", "Sampler steps per image", 1, 100000, static_cast<guint>(kSamplerDefaults.steps), cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_ETA,
       g_param_spec_double("eta", "Eta",
                           "Centripetal sampler: 0 = deterministic path, 1 = fresh noise at every step", 0.0, 10.0,
-                          kSamplerDefaults.eta, playing));
+                          kSamplerDefaults.eta, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_T_START,
       g_param_spec_double("t-start", "Start time",
                           "Centripetal sampler: the noise is taken as x_t at this time of the model's schedule "
                           "(at most its T, usually 1000)",
-                          0.001, 1e6, kSamplerDefaults.t_start, playing));
+                          0.001, 1e6, kSamplerDefaults.t_start, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_SPACING_POWER,
       g_param_spec_double("spacing-power", "Step spacing",
                           "Centripetal sampler: step k of the steps leaves time t-start * ((steps - k) / steps)^P; "
                           "1 = evenly spaced, 2 = more of the steps near the image, where detail forms",
-                          0.25, 4.0, kSamplerDefaults.spacing_power, playing));
+                          0.25, 4.0, kSamplerDefaults.spacing_power, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_CORRECTOR_STEPS,
       g_param_spec_uint("corrector-steps", "Corrector steps",
                         "Centripetal sampler: Langevin corrector steps after each step but the last (each costs one more model "
                         "pass)",
-                        0, 100, static_cast<guint>(kSamplerDefaults.corrector_steps), playing));
+                        0, 100, static_cast<guint>(kSamplerDefaults.corrector_steps), cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_CORRECTOR_SNR,
       g_param_spec_double("corrector-snr", "Corrector SNR",
                           "Centripetal sampler: signal-to-noise ratio that sizes each corrector step", 0.001, 1.0,
-                          kSamplerDefaults.corrector_snr, playing));
+                          kSamplerDefaults.corrector_snr, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_SEED,
       g_param_spec_uint64("seed", "Seed",
                           "Seed of the stream: sample i uses a seed hashed from (seed, i), so a stream repeats "
                           "exactly",
-                          0, G_MAXUINT64, 0, playing));
+                          0, G_MAXUINT64, 0, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_SAMPLER,
       g_param_spec_enum("sampler", "Sampler", "How noise becomes an image", sampler_get_type(),
-                        static_cast<gint>(Sampler::centripetal), playing));
+                        static_cast<gint>(Sampler::centripetal), cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_BATCH,
       g_param_spec_uint("batch", "Batch", "Samples generated per model call (pushed one by one)", 1, 1024,
-                        kDefaultBatch, playing));
+                        kDefaultBatch, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_TRAJECTORY,
       g_param_spec_boolean("trajectory", "Trajectory",
                            "Push the estimate of every sampler step as a frame (a movie of noise turning into an "
                            "image): steps frames per sample",
-                           FALSE, playing));
+                           FALSE, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_IS_LIVE,
-      g_param_spec_boolean("is-live", "Is live", "Act as a live source (frames paced by the clock)", FALSE, ready));
+      g_param_spec_boolean("is-live", "Is live", "Act as a live source (frames paced by the clock)", FALSE, cff::gst::kMutableReady));
   gst_type_mark_as_plugin_api(sampler_get_type(), static_cast<GstPluginAPIFlags>(0));
 
   gst_element_class_set_static_metadata(

@@ -8,9 +8,9 @@
 #include <torch/torch.h>
 
 #include "cff/cff.h"
-#include "datasets.h"
-#include "evaluation.h"
-#include "png.h"
+#include "data/datasets.h"
+#include "data/evaluation.h"
+#include "data/png_writer.h"
 #ifdef CFF_HAVE_PLOT
 #include "plot.h"
 #endif

@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <unistd.h>
@@ -17,8 +18,9 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
-#include "cff/model_file.h"
-#include "datasets.h"
+#include "data/datasets.h"
+#include "support/cli.h"
+#include "support/files.h"
 
 namespace {
 
@@ -37,90 +39,48 @@ struct Options {
   uint64_t seed = 0;
 };
 
-void usage(FILE *to) {
-  std::fprintf(to,
-               "usage: cff-make-clip --out CLIP.avi [options]\n\n"
-               "Renders test images of a dataset into a Motion-JPEG AVI clip, optionally with segments of a\n"
-               "natural video between them (out-of-distribution frames) and Gaussian noise on every frame.\n\n"
-               "  --out FILE          the clip to write (.avi) (required)\n"
-               "  --truth FILE        ground truth CSV: frame,kind,label,name [OUT with .csv]\n"
-               "  --data SPEC         dataset whose test split is rendered [fashion-mnist]\n"
-               "  --frames N          in-distribution frames, one test image each [100]\n"
-               "  --start N           index of the first test image [0]\n"
-               "  --ood-video FILE    natural video to take out-of-distribution frames from\n"
-               "  --ood-frames N      frames taken evenly from --ood-video [0]\n"
-               "  --segment N         frames per segment when both kinds alternate [10]\n"
-               "  --size WxH          frame size; images are scaled up with nearest-neighbour [224x224]\n"
-               "  --fps X             frame rate [10]\n"
-               "  --noise SIGMA       standard deviation of Gaussian noise, 0-255 units [0]\n"
-               "  --seed N            seed of the noise [0]\n"
-               "  --help              show this help\n");
-}
-
-int64_t to_int(const std::string &name, const std::string &v) {
-  size_t used = 0;
-  long long n = 0;
-  try {
-    n = std::stoll(v, &used);
-  } catch (const std::exception &) {
-    used = 0;
-  }
-  if (used != v.size() || n < 0) throw std::invalid_argument("--" + name + " needs a non-negative integer, got '" + v + "'");
-  return n;
-}
-
-double to_double(const std::string &name, const std::string &v) {
-  size_t used = 0;
-  double x = 0;
-  try {
-    x = std::stod(v, &used);
-  } catch (const std::exception &) {
-    used = 0;
-  }
-  if (used != v.size() || !std::isfinite(x) || x < 0) {
-    throw std::invalid_argument("--" + name + " needs a non-negative number, got '" + v + "'");
-  }
-  return x;
-}
-
+// Exits 0 after --help, 2 with a one-line reason on a bad command line.
 Options parse(int argc, char **argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help") {
-      usage(stdout);
-      std::exit(0);
-    }
-    if (a.rfind("--", 0) != 0 || i + 1 >= argc) throw std::invalid_argument("unexpected argument '" + a + "'");
-    const std::string name = a.substr(2), v = argv[++i];
-    if (name == "out") o.out = v;
-    else if (name == "truth") o.truth = v;
-    else if (name == "data") o.data = v;
-    else if (name == "frames") o.frames = to_int(name, v);
-    else if (name == "start") o.start = to_int(name, v);
-    else if (name == "ood-video") o.ood_video = v;
-    else if (name == "ood-frames") o.ood_frames = to_int(name, v);
-    else if (name == "segment") o.segment = std::max<int64_t>(1, to_int(name, v));
-    else if (name == "fps") o.fps = to_double(name, v);
-    else if (name == "noise") o.noise = to_double(name, v);
-    else if (name == "seed") o.seed = static_cast<uint64_t>(to_int(name, v));
-    else if (name == "size") {
-      const auto x = v.find('x');
-      if (x == std::string::npos) throw std::invalid_argument("--size needs WxH, got '" + v + "'");
-      o.width = to_int(name, v.substr(0, x));
-      o.height = to_int(name, v.substr(x + 1));
-      if (o.width < 8 || o.height < 8 || o.width > 4096 || o.height > 4096) {
-        throw std::invalid_argument("--size must be between 8x8 and 4096x4096, got '" + v + "'");
-      }
-    } else {
-      throw std::invalid_argument("unknown option '" + a + "'");
-    }
-  }
-  if (o.out.empty()) throw std::invalid_argument("--out is required");
+  using cff::cli::to_int;
+  using cff::cli::UsageError;
+  const auto non_negative = [](const std::string &name, const std::string &v) {
+    const double x = cff::cli::to_double(name, v);
+    if (x < 0) throw UsageError("--" + name + ": must not be negative");
+    return x;
+  };
+  const std::vector<cff::cli::Option> options = {
+      {"out", "FILE", "the clip to write (.avi) (required)", [&](auto v) { o.out = v; }},
+      {"truth", "FILE", "ground truth CSV: frame,kind,label,name [OUT with .csv]", [&](auto v) { o.truth = v; }},
+      {"data", "SPEC", "dataset whose test split is rendered [fashion-mnist]", [&](auto v) { o.data = v; }},
+      {"frames", "N", "in-distribution frames, one test image each [100]", [&](auto v) { o.frames = to_int("frames", v, 0); }},
+      {"start", "N", "index of the first test image [0]", [&](auto v) { o.start = to_int("start", v, 0); }},
+      {"ood-video", "FILE", "natural video to take out-of-distribution frames from", [&](auto v) { o.ood_video = v; }},
+      {"ood-frames", "N", "frames taken evenly from --ood-video [0]", [&](auto v) { o.ood_frames = to_int("ood-frames", v, 0); }},
+      {"segment", "N", "frames per segment when both kinds alternate [10]", [&](auto v) { o.segment = to_int("segment", v, 1); }},
+      {"size", "WxH", "frame size, 8x8 to 4096x4096; images are scaled up with nearest-neighbour [224x224]", [&](auto v) {
+         std::tie(o.width, o.height) = cff::cli::to_size("size", v);
+         if (o.width < 8 || o.height < 8 || o.width > 4096 || o.height > 4096) {
+           throw UsageError("--size: must be between 8x8 and 4096x4096, got '" + v + "'");
+         }
+       }},
+      {"fps", "X", "frame rate [10]", [&](auto v) {
+         o.fps = non_negative("fps", v);
+         if (o.fps <= 0) throw UsageError("--fps: must be positive");
+       }},
+      {"noise", "SIGMA", "standard deviation of Gaussian noise, 0-255 units [0]", [&](auto v) { o.noise = non_negative("noise", v); }},
+      {"seed", "N", "seed of the noise [0]", [&](auto v) { o.seed = static_cast<uint64_t>(to_int("seed", v, 0)); }},
+  };
+  const cff::cli::Program program{
+      "cff-make-clip", "--out CLIP.avi [options]",
+      "\nRenders test images of a dataset into a Motion-JPEG AVI clip, optionally with segments of a\n"
+      "natural video between them (out-of-distribution frames) and Gaussian noise on every frame."};
+  const auto positional = cff::cli::parse_or_exit(argc, argv, options, program);
+  if (!positional.empty()) cff::cli::usage_exit(program, "unexpected argument '" + positional[0] + "'");
+  if (o.out.empty()) cff::cli::usage_exit(program, "--out is required");
   if (o.truth.empty()) o.truth = std::filesystem::path(o.out).replace_extension(".csv").string();
-  if (o.ood_frames > 0 && o.ood_video.empty()) throw std::invalid_argument("--ood-frames needs --ood-video");
-  if (o.fps <= 0) throw std::invalid_argument("--fps must be positive");
-  if (o.frames + o.ood_frames == 0) throw std::invalid_argument("the clip would have no frames");
+  if (o.ood_frames > 0 && o.ood_video.empty()) cff::cli::usage_exit(program, "--ood-frames needs --ood-video");
+  if (o.frames + o.ood_frames == 0) cff::cli::usage_exit(program, "the clip would have no frames");
   return o;
 }
 
@@ -182,13 +142,7 @@ std::vector<cv::Mat> read_video_frames(const std::string &path, int64_t count, i
 }  // namespace
 
 int main(int argc, char **argv) {
-  Options o;
-  try {
-    o = parse(argc, argv);
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "cff-make-clip: %s (see --help)\n", e.what());
-    return 2;
-  }
+  const Options o = parse(argc, argv);
   try {
     cff::data::Dataset data;
     if (o.frames > 0) {
@@ -246,7 +200,7 @@ int main(int argc, char **argv) {
     }
     writer.release();
     std::filesystem::rename(tmp, o.out);
-    cff::write_file_atomically(o.truth, truth.str());
+    cff::files::write_atomically(o.truth, truth.str());
     std::string what = std::to_string(o.frames) + " " + o.data + " test images";
     if (o.ood_frames > 0) what += ", " + std::to_string(o.ood_frames) + " frames of " + o.ood_video;
     char noise[64] = "";

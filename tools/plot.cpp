@@ -7,7 +7,7 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
-#include "png.h"
+#include "data/png_writer.h"
 
 namespace cff::plot {
 namespace {

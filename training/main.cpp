@@ -8,10 +8,10 @@
 #include <tuple>
 
 #include "cff/model_file.h"
-#include "cli.h"
-#include "datasets.h"
-#include "evaluation.h"
-#include "trainer.h"
+#include "support/cli.h"
+#include "data/datasets.h"
+#include "data/evaluation.h"
+#include "training/trainer.h"
 
 namespace {
 

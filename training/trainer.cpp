@@ -1,4 +1,4 @@
-#include "trainer.h"
+#include "training/trainer.h"
 
 #include <algorithm>
 #include <chrono>
@@ -12,14 +12,16 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
+#include <zlib.h>
 
 #include "cff/device.h"
 #include "cff/model_file.h"
 #include "cff/ood.h"
 #include "cff/schedule.h"
-#include "datasets.h"
-#include "evaluation.h"
-#include "png.h"
+#include "data/datasets.h"
+#include "data/evaluation.h"
+#include "data/png_writer.h"
+#include "support/files.h"
 #include "version.h"
 
 namespace fs = std::filesystem;
@@ -92,7 +94,7 @@ void trim_metrics(const std::string &path, int64_t epochs) {
       changed = true;
     }
   }
-  if (changed) cff::write_file_atomically(path, kept);
+  if (changed) files::write_atomically(path, kept);
 }
 
 struct State {
@@ -122,9 +124,9 @@ void save_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   archive.save_to(bytes);
   // A CRC trailer lets a resume tell a damaged checkpoint from a good one.
   std::string content = bytes.str();
-  const uint32_t crc = cff::crc32(content.data(), content.size());
+  const auto crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef *>(content.data()), content.size()));
   content.append(reinterpret_cast<const char *>(&crc), sizeof(crc));
-  cff::write_file_atomically(path, content);
+  files::write_atomically(path, content);
 }
 
 void load_checkpoint(const std::string &path, State &s, const nlohmann::json &options_json) {
@@ -137,7 +139,7 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   uint32_t crc;
   std::memcpy(&crc, content.data() + content.size() - 4, 4);
   content.resize(content.size() - 4);
-  if (cff::crc32(content.data(), content.size()) != crc) throw std::runtime_error(path + ": checkpoint is corrupt (checksum)");
+  if (crc32_z(0, reinterpret_cast<const Bytef *>(content.data()), content.size()) != crc) throw std::runtime_error(path + ": checkpoint is corrupt (checksum)");
   std::istringstream stream(content);
   torch::serialize::InputArchive archive, model, ema, optim;
   archive.load_from(stream);
@@ -401,6 +403,9 @@ void print_plan(const Run &run) {
     std::printf("; force and noisy CE from the first step, full weight after %ld steps", ramp);
   }
   std::printf("\n");
+  if (opt.objective == "cff" && opt.samples_every > 0 && !cff::data::png_supported()) {
+    std::printf("cff-train: no sample grids: this build has no libpng (install libpng-dev and rebuild)\n");
+  }
   std::fflush(stdout);
 }
 
@@ -562,7 +567,7 @@ nlohmann::json epoch_metrics(Run &run, const EpochTotals &sum) {
     }
     m["ood"] = ood;
   }
-  if (opt.objective == "cff" && opt.samples_every > 0 && (last || s.epoch % opt.samples_every == 0)) {
+  if (opt.objective == "cff" && opt.samples_every > 0 && cff::data::png_supported() && (last || s.epoch % opt.samples_every == 0)) {
     const auto chw = run.data.train_x.sizes().slice(1);
     auto samples = cff::data::class_samples(run.f_ema, run.schedule, opt.network.num_classes, 10,
                                             std::vector<int64_t>(chw.begin(), chw.end()), opt.sample_steps, opt.seed,

@@ -279,6 +279,14 @@ Engine::Generated Engine::generate(const std::vector<int> &labels, const std::ve
 
   torch::Tensor images = guarded(info.path, "generation", [&]() {
     const std::vector<int64_t> chw = {info.channels, info.height, info.width};
+    // Langevin and ascent draw the whole batch from one seed (the first image's).
+    const auto batch_options = [&](auto o) {
+      o.steps = options.steps;
+      o.seed = seeds[0];
+      o.labels = label_tensor;
+      if (options.trajectory) o.on_step = record;
+      return o;
+    };
     switch (options.sampler) {
       case Sampler::centripetal: {
         auto o = centripetal_options(options, seeds[0]);
@@ -300,22 +308,8 @@ Engine::Generated Engine::generate(const std::vector<int> &labels, const std::ve
         auto t = torch::full({n}, options.t_start, torch::kDouble);
         return run_centripetal(impl_->logits, schedule, torch::cat(starts), t, o);
       }
-      case Sampler::langevin: {
-        LangevinOptions o;
-        o.steps = options.steps;
-        o.seed = seeds[0];
-        o.labels = label_tensor;
-        if (options.trajectory) o.on_step = record;
-        return sample_langevin(impl_->logits, n, chw, o, device);
-      }
-      case Sampler::ascent: {
-        AscentOptions o;
-        o.steps = options.steps;
-        o.seed = seeds[0];
-        o.labels = label_tensor;
-        if (options.trajectory) o.on_step = record;
-        return sample_ascent(impl_->logits, n, chw, o, device);
-      }
+      case Sampler::langevin: return sample_langevin(impl_->logits, n, chw, batch_options(LangevinOptions{}), device);
+      case Sampler::ascent: return sample_ascent(impl_->logits, n, chw, batch_options(AscentOptions{}), device);
     }
     throw std::invalid_argument("generate: unknown sampler");
   });

@@ -9,10 +9,11 @@
 #include <map>
 #include <sstream>
 
-#include <unistd.h>
-
 #include <torch/nn/utils.h>
 #include <torch/script.h>
+#include <zlib.h>
+
+#include "support/files.h"
 
 namespace cff {
 namespace {
@@ -116,7 +117,7 @@ ParsedFile parse_file(const std::string &bytes, const std::string &source) {
     throw ModelFileError(source + ": " + std::to_string(body - metadata_size - tensor_size) +
                          " unexpected bytes after the content");
   }
-  if (crc32(bytes.data() + kHeaderSize, body) != checksum) {
+  if (crc32_z(0, reinterpret_cast<const Bytef *>(bytes.data()) + kHeaderSize, body) != checksum) {
     throw ModelFileError(source + ": checksum mismatch (the file is corrupt)");
   }
   ParsedFile parsed;
@@ -180,41 +181,6 @@ std::map<std::string, torch::Tensor> load_tensors(Classifier &network, const std
 }
 
 }  // namespace
-
-uint32_t crc32(const void *data, size_t size, uint32_t crc) {
-  static const std::array<uint32_t, 256> table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  const auto *p = static_cast<const unsigned char *>(data);
-  crc = ~crc;
-  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-  return ~crc;
-}
-
-void write_file_atomically(const std::string &path, const std::string &contents) {
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  FILE *file = std::fopen(temp.c_str(), "wb");
-  if (!file) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
-  const bool written = std::fwrite(contents.data(), 1, contents.size(), file) == contents.size();
-  const bool flushed = std::fflush(file) == 0 && ::fsync(fileno(file)) == 0;
-  const bool closed = std::fclose(file) == 0;
-  if (!written || !flushed || !closed) {
-    const std::string reason = std::strerror(errno);
-    std::remove(temp.c_str());
-    throw std::runtime_error(path + ": write failed (" + reason + ")");
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    std::remove(temp.c_str());
-    throw std::runtime_error(path + ": cannot replace (" + reason + ")");
-  }
-}
 
 nlohmann::json ModelMetadata::to_json() const {
   nlohmann::json j;
@@ -284,9 +250,9 @@ std::string serialize_model(Classifier network, const ModelMetadata &metadata) {
   put<uint32_t>(out, 0);
   put<uint64_t>(out, meta.size());
   put<uint64_t>(out, tensors.size());
-  uint32_t crc = crc32(meta.data(), meta.size());
-  crc = crc32(tensors.data(), tensors.size(), crc);
-  put<uint32_t>(out, crc);
+  uLong crc = crc32_z(0, reinterpret_cast<const Bytef *>(meta.data()), meta.size());
+  crc = crc32_z(crc, reinterpret_cast<const Bytef *>(tensors.data()), tensors.size());
+  put<uint32_t>(out, static_cast<uint32_t>(crc));
   out += meta;
   out += tensors;
   return out;
@@ -294,7 +260,7 @@ std::string serialize_model(Classifier network, const ModelMetadata &metadata) {
 
 void save_model(const std::string &path, Classifier network, const ModelMetadata &metadata) {
   try {
-    write_file_atomically(path, serialize_model(network, metadata));
+    files::write_atomically(path, serialize_model(network, metadata));
   } catch (const std::runtime_error &e) {
     throw ModelFileError(e.what());
   }

@@ -6,7 +6,7 @@
  * that cff-make-clip writes, it also prints the accuracy on in-distribution frames and how often each
  * kind of frame was flagged out of distribution.
  *
- * Usage: cff-classify-app [--model FILE] [--truth CSV] [--quiet] [--threads N] CLIP
+ * Usage: cff-classify-app [--model FILE] [--truth CSV] [--quiet] [--threads N] CLIP   (GOption: --help-all lists GStreamer's options too)
  *        cff-classify-app --launch "PIPELINE ... ! appsink name=sink" [--truth CSV] [--quiet]
  *
  * It uses only the GStreamer C API (no torch, no cff headers): what a user's own application would do.
@@ -55,52 +55,46 @@ static gboolean read_truth(const char *path, Truth *truth, GError **error) {
   return TRUE;
 }
 
-static void usage(FILE *to) {
-  fprintf(to,
-          "usage: cff-classify-app [--model FILE] [--truth CSV] [--threads N] [--quiet] CLIP\n"
-          "       cff-classify-app --launch \"PIPELINE ! appsink name=sink\" [--truth CSV] [--quiet]\n\n"
-          "Plays CLIP through cffclassify and prints, per frame, what cffclassify attached to it.\n"
-          "  --model FILE     model file [models/fashion-mnist-cff.cff]\n"
-          "  --truth CSV      ground truth from cff-make-clip: adds accuracy and OOD rates\n"
-          "  --threads N      LibTorch threads of cffclassify [1]\n"
-          "  --launch DESC    use this pipeline instead; it must end in an appsink named 'sink'\n"
-          "  --quiet          print only the summary\n");
-}
-
 int main(int argc, char **argv) {
-  const char *model = "models/fashion-mnist-cff.cff", *truth_path = NULL, *launch = NULL, *clip = NULL;
-  int threads = 1;
+  /* g_autofree: the option parser allocates these strings; they are freed on every return. */
+  g_autofree gchar *model = NULL;
+  g_autofree gchar *truth_path = NULL;
+  g_autofree gchar *launch = NULL;
+  gint threads = 1;
   gboolean quiet = FALSE;
-  for (int i = 1; i < argc; ++i) {
-    if (strcmp(argv[i], "--help") == 0) {
-      usage(stdout);
-      return 0;
-    } else if (strcmp(argv[i], "--quiet") == 0) {
-      quiet = TRUE;
-    } else if (i + 1 < argc && strcmp(argv[i], "--model") == 0) {
-      model = argv[++i];
-    } else if (i + 1 < argc && strcmp(argv[i], "--truth") == 0) {
-      truth_path = argv[++i];
-    } else if (i + 1 < argc && strcmp(argv[i], "--launch") == 0) {
-      launch = argv[++i];
-    } else if (i + 1 < argc && strcmp(argv[i], "--threads") == 0) {
-      threads = atoi(argv[++i]);
-    } else if (argv[i][0] != '-' && clip == NULL) {
-      clip = argv[i];
-    } else {
-      fprintf(stderr, "cff-classify-app: unexpected argument '%s'\n", argv[i]);
-      usage(stderr);
-      return 2;
-    }
+  /* GLib's option parser, with GStreamer's own options (--gst-debug, ...) as a group of it. */
+  const GOptionEntry entries[] = {
+      {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "model file [models/fashion-mnist-cff.cff]", "FILE"},
+      {"truth", 0, 0, G_OPTION_ARG_FILENAME, &truth_path, "ground truth from cff-make-clip: adds accuracy and OOD rates",
+       "CSV"},
+      {"threads", 0, 0, G_OPTION_ARG_INT, &threads, "LibTorch threads of cffclassify [1]", "N"},
+      {"launch", 0, 0, G_OPTION_ARG_STRING, &launch, "use this pipeline instead of CLIP; it must end in an appsink named 'sink'",
+       "DESC"},
+      {"quiet", 0, 0, G_OPTION_ARG_NONE, &quiet, "print only the summary", NULL},
+      {NULL, 0, 0, G_OPTION_ARG_NONE, NULL, NULL, NULL}};
+  GOptionContext *context = g_option_context_new("[CLIP]");
+  g_option_context_set_summary(context, "Plays CLIP through cffclassify and prints, per frame, what cffclassify attached to it.");
+  g_option_context_add_main_entries(context, entries, NULL);
+  g_option_context_add_group(context, gst_init_get_option_group());
+  GError *error = NULL;
+  const gboolean parsed = g_option_context_parse(context, &argc, &argv, &error);
+  g_option_context_free(context);
+  const char *clip = argc == 2 ? argv[1] : NULL;
+  if (parsed && argc > 2) {
+    g_set_error(&error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "unexpected argument '%s'", argv[2]);
+  } else if (parsed && (clip == NULL) == (launch == NULL)) {
+    g_set_error(&error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "give either CLIP or --launch");
+  } else if (parsed && threads < 1) {
+    g_set_error(&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--threads must be at least 1");
   }
-  if ((clip == NULL) == (launch == NULL)) {
-    usage(stderr);
+  if (error != NULL) {
+    fprintf(stderr, "cff-classify-app: %s (see --help)\n", error->message);
+    g_clear_error(&error);
     return 2;
   }
-  gst_init(&argc, &argv);
+  if (model == NULL) model = g_strdup("models/fashion-mnist-cff.cff");
 
   Truth truth = {NULL, 0};
-  GError *error = NULL;
   if (truth_path != NULL && !read_truth(truth_path, &truth, &error)) {
     fprintf(stderr, "cff-classify-app: %s\n", error->message);
     g_clear_error(&error);

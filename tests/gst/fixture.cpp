@@ -14,7 +14,7 @@
 #include <torch/torch.h>
 
 #include "cff/cff.h"
-#include "datasets.h"
+#include "data/datasets.h"
 
 namespace cff_gst_test {
 namespace {

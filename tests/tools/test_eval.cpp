@@ -13,11 +13,11 @@
 
 #include "cff/model_file.h"
 #include "cff/ood.h"
-#include "datasets.h"
-#include "evaluation.h"
+#include "data/datasets.h"
+#include "data/evaluation.h"
 #include "metrics.h"
 #include "plot.h"
-#include "trainer.h"
+#include "training/trainer.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;

@@ -10,9 +10,9 @@
 #include <torch/torch.h>
 
 #include "cff/model_file.h"
-#include "datasets.h"
-#include "evaluation.h"
-#include "trainer.h"
+#include "data/datasets.h"
+#include "data/evaluation.h"
+#include "training/trainer.h"
 
 namespace fs = std::filesystem;
 using cff::data::DatasetError;

@@ -42,8 +42,10 @@
 
 #include "cff/engine.h"
 #include "cff/model_file.h"
-#include "datasets.h"
+#include "data/datasets.h"
 #include "frame_convert.h"
+#include "support/cli.h"
+#include "support/files.h"
 
 namespace {
 
@@ -67,60 +69,40 @@ struct Options {
   std::string json_path;
 };
 
-[[noreturn]] void usage_error(const std::string &message) {
-  std::fprintf(stderr, "bench-classify: %s\n", message.c_str());
-  std::exit(2);
-}
-
-constexpr const char *kUsage =
-    "usage: bench-classify [--model FILE] [--frames 200] [--threads 0] [--rounds 5] [--size WxH] [--format GRAY8]\n"
-    "                      [--device auto] [--peer FACTORY] [--min-agreement F] [--json FILE]\n"
-    "Frames/s of appsrc ! cffclassify ! fakesink against the bare libcff forward pass on the same frames\n"
-    "(and against a peer element with --peer), interleaved in rounds; exit 1 below --min-agreement.\n";
-
+// Exits 0 after --help, 2 with a one-line reason on a bad command line.
 Options parse_options(int argc, char **argv) {
+  using cff::cli::to_int;
   Options o;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    }
-    if (i + 1 >= argc) usage_error("option " + a + " needs a value");
-    const std::string v = argv[i + 1];
-    try {
-      if (a == "--model") {
-        o.model = v;
-      } else if (a == "--frames") {
-        o.frames = std::stoi(v);
-      } else if (a == "--threads") {
-        o.threads = std::stoi(v);
-      } else if (a == "--rounds") {
-        o.rounds = std::stoi(v);
-      } else if (a == "--size") {
-        const auto x = v.find('x');
-        if (x == std::string::npos) usage_error("--size expects WxH, got " + v);
-        o.width = std::stoi(v.substr(0, x));
-        o.height = std::stoi(v.substr(x + 1));
-      } else if (a == "--format") {
-        o.format = v;
-      } else if (a == "--device") {
-        o.device = v;
-      } else if (a == "--peer") {
-        o.peer = v;
-      } else if (a == "--min-agreement") {
-        o.min_agreement = std::stod(v);
-      } else if (a == "--json") {
-        o.json_path = v;
-      } else {
-        usage_error("unknown option " + a);
-      }
-    } catch (const std::logic_error &) {
-      usage_error("bad value '" + v + "' for " + a);
-    }
-  }
-  if (o.frames < 1 || o.rounds < 1) usage_error("--frames and --rounds must be >= 1");
-  if (o.width < 0 || o.height < 0) usage_error("--size must be positive");
+  const std::vector<cff::cli::Option> options = {
+      {"model", "FILE", "model file [" + o.model + "]", [&](auto v) { o.model = v; }},
+      {"frames", "N", "frames per round [200]", [&](auto v) { o.frames = static_cast<int>(to_int("frames", v, 1)); }},
+      {"threads", "N", "LibTorch CPU threads (0 = all cores) [0]", [&](auto v) { o.threads = static_cast<int>(to_int("threads", v, 0)); }},
+      {"rounds", "N", "interleaved rounds [5]", [&](auto v) { o.rounds = static_cast<int>(to_int("rounds", v, 1)); }},
+      {"size", "WxH", "frame size [the model's]", [&](auto v) {
+         const auto size = cff::cli::to_size("size", v);
+         o.width = static_cast<int>(size.first);
+         o.height = static_cast<int>(size.second);
+       }},
+      {"format", "FORMAT", "raw video format of the frames [GRAY8]", [&](auto v) {
+         const GstVideoFormat format = gst_video_format_from_string(v.c_str());
+         if (format == GST_VIDEO_FORMAT_UNKNOWN || !cff::gst::format_fits(format, cff::gst::FormatUse::read)) {
+           throw cff::cli::UsageError("--format: " + v + " is not one of " +
+                                      cff::gst::formats_caps(cff::gst::FormatUse::read));
+         }
+         o.format = v;
+       }},
+      {"device", "DEV", "auto, cpu, cuda or cuda:N [auto]", [&](auto v) { o.device = v; }},
+      {"peer", "FACTORY", "a peer element timed on the same frames, e.g. pycffclassify", [&](auto v) { o.peer = v; }},
+      {"min-agreement", "F", "exit 1 when the paths agree on fewer than this fraction of frames [0]",
+       [&](auto v) { o.min_agreement = cff::cli::to_double("min-agreement", v); }},
+      {"json", "FILE", "also write the results as JSON", [&](auto v) { o.json_path = v; }},
+  };
+  const cff::cli::Program program{
+      "bench-classify", "[options]",
+      "Frames/s of appsrc ! cffclassify ! fakesink against the bare libcff forward pass on the same frames\n"
+      "(and against a peer element with --peer), interleaved in rounds; exit 1 below --min-agreement."};
+  const auto positional = cff::cli::parse_or_exit(argc, argv, options, program);
+  if (!positional.empty()) cff::cli::usage_exit(program, "unexpected argument '" + positional[0] + "'");
   return o;
 }
 
@@ -142,10 +124,7 @@ struct Frames {
 };
 
 void render_frames(Frames &frames, const Options &o, const cff::ModelInfo &model) {
-  const GstVideoFormat format = gst_video_format_from_string(o.format.c_str());
-  if (format == GST_VIDEO_FORMAT_UNKNOWN || !cff::gst::format_fits(format, cff::gst::FormatUse::read)) {
-    usage_error("--format " + o.format + " is not one of " + cff::gst::formats_caps(cff::gst::FormatUse::read));
-  }
+  const GstVideoFormat format = gst_video_format_from_string(o.format.c_str());  // checked by parse_options
   const int width = o.width ? o.width : model.width, height = o.height ? o.height : model.height;
   gst_video_info_set_format(&frames.info, format, static_cast<guint>(width), static_cast<guint>(height));
   GstVideoInfo grey;
@@ -593,7 +572,7 @@ int main(int argc, char **argv) {
                          {"largest_energy_difference", energy_difference}};
       agreed = agreed && peer_vs_element >= o.min_agreement;
     }
-    if (!o.json_path.empty()) cff::write_file_atomically(o.json_path, results.dump(2) + "\n");
+    if (!o.json_path.empty()) cff::files::write_atomically(o.json_path, results.dump(2) + "\n");
     if (!agreed) {
       std::fprintf(stderr, "bench-classify: top-1 agreement below --min-agreement %g\n", o.min_agreement);
       return 1;

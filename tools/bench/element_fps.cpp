@@ -16,13 +16,15 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <gst/gst.h>
 #include <nlohmann/json.hpp>
+
+#include "support/cli.h"
+#include "support/files.h"
 
 namespace {
 
@@ -36,48 +38,24 @@ struct Options {
   std::string description;
 };
 
-[[noreturn]] void usage_error(const std::string &message) {
-  std::fprintf(stderr, "bench-element-fps: %s\n"
-                       "usage: bench-element-fps [--warmup N] [--repeat N] [--timeout S] [--json FILE] DESCRIPTION...\n",
-               message.c_str());
-  std::exit(2);
-}
-
+// Exits 0 after --help, 2 with a one-line reason on a bad command line.
 Options parse_options(int argc, char **argv) {
+  using cff::cli::to_int;
   Options o;
-  int i = 1;
-  for (; i < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a.rfind("--", 0) != 0) break;  // the description starts here
-    if (a == "--help") {
-      std::printf("usage: bench-element-fps [--warmup N] [--repeat N] [--timeout S] [--json FILE] DESCRIPTION...\n"
-                  "Frames/s of a gst-launch pipeline whose sink is named \"sink\", from the end of the warm-up buffers\n"
-                  "to the last buffer (model loading and negotiation left out).\n");
-      std::exit(0);
-    }
-    if (i + 1 >= argc) usage_error("option " + a + " needs a value");
-    const std::string v = argv[i + 1];
-    try {
-      if (a == "--warmup") {
-        o.warmup = std::stoi(v);
-      } else if (a == "--repeat") {
-        o.repeat = std::stoi(v);
-      } else if (a == "--timeout") {
-        o.timeout_seconds = std::stoi(v);
-      } else if (a == "--json") {
-        o.json_path = v;
-      } else {
-        usage_error("unknown option " + a);
-      }
-    } catch (const std::logic_error &) {
-      usage_error("bad value '" + v + "' for " + a);
-    }
-  }
-  // The rest is the description, as gst-launch-1.0 takes it (one argument or many).
-  for (; i < argc; ++i) o.description += (o.description.empty() ? "" : " ") + std::string(argv[i]);
-  if (o.description.empty()) usage_error("no pipeline description");
-  if (o.warmup < 1) usage_error("--warmup must be >= 1 (the first buffer carries the start-up)");
-  if (o.repeat < 1 || o.timeout_seconds < 1) usage_error("--repeat and --timeout must be >= 1");
+  const std::vector<cff::cli::Option> options = {
+      {"warmup", "N", "buffers left out before timing, at least 1 (the first carries the start-up) [1]",
+       [&](auto v) { o.warmup = static_cast<int>(to_int("warmup", v, 1)); }},
+      {"repeat", "N", "runs of the pipeline; the median is printed [1]", [&](auto v) { o.repeat = static_cast<int>(to_int("repeat", v, 1)); }},
+      {"timeout", "S", "seconds a run may take [600]", [&](auto v) { o.timeout_seconds = static_cast<int>(to_int("timeout", v, 1)); }},
+      {"json", "FILE", "also write the results as JSON", [&](auto v) { o.json_path = v; }},
+  };
+  const cff::cli::Program program{
+      "bench-element-fps", "[options] DESCRIPTION...",
+      "Frames/s of a gst-launch pipeline whose sink is named \"sink\", from the end of the warm-up buffers\n"
+      "to the last buffer (model loading and negotiation left out)."};
+  // The arguments that are not options are the description, as gst-launch-1.0 takes it (one or many).
+  o.description = cff::cli::join(cff::cli::parse_or_exit(argc, argv, options, program), " ");
+  if (o.description.empty()) cff::cli::usage_exit(program, "no pipeline description");
   return o;
 }
 
@@ -232,17 +210,9 @@ int main(int argc, char **argv) {
     const double fps_median = median(fps);
     std::printf("fps %.3f frames/s (median of %d)\n", fps_median, o.repeat);
     if (!o.json_path.empty()) {
-      // Written through a temporary file and a rename (as cff::write_file_atomically, which would pull
-      // LibTorch's headers into this GStreamer-only tool).
       const nlohmann::json results = {{"benchmark", "element_fps"}, {"description", o.description}, {"warmup", o.warmup},
                                       {"fps", fps_median}, {"runs", runs}};
-      const std::string partial = o.json_path + ".partial";
-      {
-        std::ofstream out(partial);
-        out << results.dump(2) << "\n";
-        if (!out) throw std::runtime_error("cannot write " + partial);
-      }
-      if (std::rename(partial.c_str(), o.json_path.c_str()) != 0) throw std::runtime_error("cannot write " + o.json_path);
+      cff::files::write_atomically(o.json_path, results.dump(2) + "\n");
     }
     return 0;
   } catch (const std::exception &e) {

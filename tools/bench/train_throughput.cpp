@@ -13,18 +13,14 @@
 #include <torch/torch.h>
 
 #include "cff/cff.h"
+#include "support/cli.h"
+#include "support/files.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-constexpr const char *kUsage =
-    "usage: bench-train-throughput [--widths 32,64,128] [--batch 128] [--rounds 5] [--steps 10] [--threads N]\n"
-    "                              [--force-fraction 1,0.5] [--json FILE]\n"
-    "Times training steps of the CFF objective (one per force fraction) against plain cross-entropy on the\n"
-    "same network, interleaved in the same rounds, and prints images/s and the cost ratios CFF/CE.\n";
 
 }  // namespace
 
@@ -34,54 +30,36 @@ int main(int argc, char **argv) {
   int threads = 0;
   std::vector<double> fractions = {1.0, 0.5};
   std::string json_path;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "bench-train-throughput: option %s needs a value\n%s", a.c_str(), kUsage);
-      return 2;
-    }
-    const std::string v = argv[i + 1];
-    try {
-      if (a == "--widths") {
-        config.widths.clear();
-        std::stringstream s(v);
-        std::string w;
-        while (std::getline(s, w, ',')) config.widths.push_back(std::stoll(w));
-      } else if (a == "--batch") {
-        batch = std::stoll(v);
-      } else if (a == "--rounds") {
-        rounds = std::stoll(v);
-      } else if (a == "--steps") {
-        steps = std::stoll(v);
-      } else if (a == "--threads") {
-        threads = std::stoi(v);
-      } else if (a == "--force-fraction") {
-        fractions.clear();
-        std::stringstream s(v);
-        std::string w;
-        while (std::getline(s, w, ',')) fractions.push_back(std::stod(w));
-      } else if (a == "--json") {
-        json_path = v;
-      } else {
-        std::fprintf(stderr, "bench-train-throughput: unknown option %s\n%s", a.c_str(), kUsage);
-        return 2;
-      }
-    } catch (const std::exception &) {  // std::stoll / std::stod on a value that is not a number
-      std::fprintf(stderr, "bench-train-throughput: bad value '%s' for %s\n", v.c_str(), a.c_str());
-      return 2;
-    }
-  }
-  bool fractions_ok = !fractions.empty();
-  for (double r : fractions) fractions_ok = fractions_ok && r > 0.0 && r <= 1.0;
-  if (batch < 1 || rounds < 1 || steps < 1 || threads < 0 || config.widths.empty() || !fractions_ok) {
-    std::fprintf(stderr, "bench-train-throughput: --batch, --rounds and --steps must be >= 1, --threads >= 0, "
-                         "--widths not empty, every --force-fraction in (0, 1]\n");
-    return 2;
-  }
+  const auto non_empty_list = [](const std::string &name, const std::string &v) {
+    std::vector<std::string> items = cff::cli::split(v);
+    if (items.empty()) throw cff::cli::UsageError("--" + name + ": empty list");
+    return items;
+  };
+  const std::vector<cff::cli::Option> options = {
+      {"widths", "LIST", "channel widths of the network, comma-separated [32,64,128]", [&](auto v) {
+         config.widths.clear();
+         for (const auto &w : non_empty_list("widths", v)) config.widths.push_back(cff::cli::to_int("widths", w, 1));
+       }},
+      {"batch", "N", "images per step [128]", [&](auto v) { batch = cff::cli::to_int("batch", v, 1); }},
+      {"rounds", "N", "interleaved rounds [5]", [&](auto v) { rounds = cff::cli::to_int("rounds", v, 1); }},
+      {"steps", "N", "training steps per objective and round [10]", [&](auto v) { steps = cff::cli::to_int("steps", v, 1); }},
+      {"threads", "N", "LibTorch CPU threads (0 = all cores) [0]", [&](auto v) { threads = static_cast<int>(cff::cli::to_int("threads", v, 0)); }},
+      {"force-fraction", "LIST", "force fractions of the CFF variants, each in (0, 1] [1,0.5]", [&](auto v) {
+         fractions.clear();
+         for (const auto &item : non_empty_list("force-fraction", v)) {
+           const double r = cff::cli::to_double("force-fraction", item);
+           if (!(r > 0.0 && r <= 1.0)) throw cff::cli::UsageError("--force-fraction: each must be in (0, 1], got " + item);
+           fractions.push_back(r);
+         }
+       }},
+      {"json", "FILE", "also write the results as JSON", [&](auto v) { json_path = v; }},
+  };
+  const cff::cli::Program program{
+      "bench-train-throughput", "[options]",
+      "Times training steps of the CFF objective (one per force fraction) against plain cross-entropy on the\n"
+      "same network, interleaved in the same rounds, and prints images/s and the cost ratios CFF/CE."};
+  const auto positional = cff::cli::parse_or_exit(argc, argv, options, program);
+  if (!positional.empty()) cff::cli::usage_exit(program, "unexpected argument '" + positional[0] + "'");
   cff::set_threads(threads);
   torch::manual_seed(0);
   cff::Classifier net(config);
@@ -125,6 +103,6 @@ int main(int argc, char **argv) {
                 fractions[k], images / cff_time[k], ratio);
     results["cff"].push_back({{"force_fraction", fractions[k]}, {"images_per_second", images / cff_time[k]}, {"ratio", ratio}});
   }
-  if (!json_path.empty()) cff::write_file_atomically(json_path, results.dump(2) + "\n");
+  if (!json_path.empty()) cff::files::write_atomically(json_path, results.dump(2) + "\n");
   return 0;
 }

@@ -15,11 +15,11 @@
 #include <torch/torch.h>
 
 #include "cff/cff.h"
-#include "datasets.h"
-#include "evaluation.h"
+#include "data/datasets.h"
+#include "data/evaluation.h"
 #include "metrics.h"
 #include "plot.h"
-#include "png.h"
+#include "data/png_writer.h"
 #include "video.h"
 
 namespace fs = std::filesystem;

@@ -14,9 +14,9 @@
 #include <opencv2/core/utils/logger.hpp>
 
 #include "cff/device.h"
-#include "cli.h"
+#include "support/cli.h"
 #include "evaluate.h"
-#include "evaluation.h"
+#include "data/evaluation.h"
 #include "report.h"
 
 namespace {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cff/model_file.h"
+#include "support/files.h"
 
 using nlohmann::json;
 
@@ -317,8 +318,8 @@ std::string render_console(const json &s, const std::string &out_dir) {
 
 void write_report(const std::string &out_dir, const json &summary) {
   const std::filesystem::path dir(out_dir);
-  cff::write_file_atomically((dir / "summary.json").string(), summary.dump(2) + "\n");
-  cff::write_file_atomically((dir / "report.md").string(), render_markdown(summary));
+  cff::files::write_atomically((dir / "summary.json").string(), summary.dump(2) + "\n");
+  cff::files::write_atomically((dir / "report.md").string(), render_markdown(summary));
 }
 
 }  // namespace cff::eval

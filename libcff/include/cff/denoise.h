@@ -8,6 +8,8 @@
 #include "cff/energy.h"
 #include "cff/schedule.h"
 
+#pragma GCC visibility push(default)  // libcff exports what its public headers declare
+
 namespace cff {
 
 // Robust per-image estimate of additive white Gaussian noise sigma, in the images' own units.
@@ -44,3 +46,4 @@ torch::Tensor denoise_tiled(const LogitsFunction &f, const CosineSchedule &sched
                             const DenoiseOptions &options = {}, int64_t tile_batch = 16);
 
 }  // namespace cff
+#pragma GCC visibility pop

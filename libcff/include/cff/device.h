@@ -7,6 +7,8 @@
 
 #include "cff/threads.h"
 
+#pragma GCC visibility push(default)  // libcff exports what its public headers declare
+
 namespace cff {
 
 // Parses "auto", "cpu", "cuda" or "cuda:N".
@@ -19,3 +21,4 @@ c10::Device parse_device(const std::string &spec);
 std::string describe_device(const c10::Device &device);
 
 }  // namespace cff
+#pragma GCC visibility pop

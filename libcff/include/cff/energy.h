@@ -9,6 +9,8 @@
 
 #include <torch/types.h>
 
+#pragma GCC visibility push(default)  // libcff exports what its public headers declare
+
 namespace cff {
 
 // Anything that maps images [N, C, H, W] to logits [N, K]: a native Classifier, an imported
@@ -68,3 +70,4 @@ Force force_direction(const LogitsFunction &f, const torch::Tensor &x, const For
 torch::Tensor guided_potential(const torch::Tensor &logits, const torch::Tensor &x, const ForceOptions &options);
 
 }  // namespace cff
+#pragma GCC visibility pop

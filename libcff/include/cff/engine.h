@@ -18,6 +18,8 @@
 #include "cff/sampler_defaults.h"
 #include "cff/threads.h"
 
+#pragma GCC visibility push(default)  // libcff exports what its public headers declare
+
 namespace cff {
 
 // What a caller needs to know about the model behind an engine.
@@ -144,3 +146,4 @@ class Engine {
 };
 
 }  // namespace cff
+#pragma GCC visibility pop

@@ -8,6 +8,8 @@
 #include "cff/energy.h"
 #include "cff/schedule.h"
 
+#pragma GCC visibility push(default)  // libcff exports what its public headers declare
+
 namespace cff {
 
 struct CffLossOptions {
@@ -56,3 +58,4 @@ torch::Tensor shuffled_patches(const torch::Tensor &x, c10::optional<at::Generat
 CffLossTerms cross_entropy_loss(const LogitsFunction &f, const torch::Tensor &x0, const torch::Tensor &y);
 
 }  // namespace cff
+#pragma GCC visibility pop

@@ -32,6 +32,8 @@ namespace torch::jit {
 struct Module;
 }
 
+#pragma GCC visibility push(default)  // libcff exports what its public headers declare
+
 namespace cff {
 
 constexpr uint32_t kModelFormatVersion = 1;
@@ -113,11 +115,5 @@ ModelMetadata read_model_metadata(const std::string &path);
 Model import_torchscript(const std::string &path, const ModelMetadata &metadata,
                          const c10::Device &device = c10::Device(c10::kCPU));
 
-// CRC-32 (IEEE 802.3, as in zlib and PNG).
-uint32_t crc32(const void *data, size_t size, uint32_t crc = 0);
-
-// Writes `contents` to `path` through a temporary file in the same folder and an atomic rename.
-// Throws std::runtime_error naming the path and the system error.
-void write_file_atomically(const std::string &path, const std::string &contents);
-
 }  // namespace cff
+#pragma GCC visibility pop

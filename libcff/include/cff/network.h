@@ -17,6 +17,8 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#pragma GCC visibility push(default)  // libcff exports what its public headers declare
+
 namespace cff {
 
 struct NetworkConfig {
@@ -84,3 +86,4 @@ TORCH_MODULE(Classifier);
 void freeze(torch::nn::Module &module);
 
 }  // namespace cff
+#pragma GCC visibility pop

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
+#pragma GCC visibility push(default)  // libcff exports what its public headers declare
+
 namespace cff {
 
 // Area under the ROC curve for telling out-scores from in-scores (ties count half).
@@ -151,3 +153,4 @@ class OodDetector {
 };
 
 }  // namespace cff
+#pragma GCC visibility pop

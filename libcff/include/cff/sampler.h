@@ -15,6 +15,8 @@
 #include "cff/sampler_defaults.h"
 #include "cff/schedule.h"
 
+#pragma GCC visibility push(default)  // libcff exports what its public headers declare
+
 namespace cff {
 
 // Called after each step with the step index (0-based) and the current estimate of x_0.
@@ -88,3 +90,4 @@ torch::Tensor sample_ascent(const LogitsFunction &f, int64_t n, c10::IntArrayRef
 torch::Tensor seeded_normal(c10::IntArrayRef shape, uint64_t seed, const c10::Device &device);
 
 }  // namespace cff
+#pragma GCC visibility pop

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#pragma GCC visibility push(default)  // libcff exports what its public headers declare
+
 namespace cff {
 
 struct CentripetalDefaults {
@@ -52,3 +54,4 @@ struct SamplerSettings {
 };
 
 }  // namespace cff
+#pragma GCC visibility pop

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
+#pragma GCC visibility push(default)  // libcff exports what its public headers declare
+
 namespace cff {
 
 class CosineSchedule {
@@ -44,3 +46,4 @@ class CosineSchedule {
 torch::Tensor per_sample(const torch::Tensor &values, const torch::Tensor &like);
 
 }  // namespace cff
+#pragma GCC visibility pop

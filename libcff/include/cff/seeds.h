@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#pragma GCC visibility push(default)  // libcff exports what its public headers declare
+
 namespace cff {
 
 // 2^64 / golden ratio: Weyl-sequence increment of splitmix64, and the mask that splits a second stream
@@ -24,3 +26,4 @@ constexpr uint64_t derive_seed(uint64_t seed, uint64_t index) {
 constexpr uint64_t start_noise_seed(uint64_t seed) { return seed ^ kGoldenGamma; }
 
 }  // namespace cff
+#pragma GCC visibility pop

@@ -2,6 +2,8 @@
 // runs inference goes through set_threads. No LibTorch header, so the elements can include it.
 #pragma once
 
+#pragma GCC visibility push(default)  // libcff exports what its public headers declare
+
 namespace cff {
 
 // Sets LibTorch's intra-op thread count for the whole process. threads > 0 sets that many. threads <= 0
@@ -12,3 +14,4 @@ namespace cff {
 int set_threads(int threads);
 
 }  // namespace cff
+#pragma GCC visibility pop

@@ -1,4 +1,4 @@
-#include "datasets.h"
+#include "data/datasets.h"
 
 #include <algorithm>
 #include <cstring>
@@ -7,8 +7,6 @@
 
 #include <zlib.h>
 #include <torch/torch.h>
-
-#include "cff/model_file.h"
 
 #ifdef CFF_HAVE_OPENCV
 #include <opencv2/imgcodecs.hpp>
@@ -145,9 +143,9 @@ Dataset load_idx_folder(const std::string &folder, const std::string &split) {
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
   d.classes = lower.find("fashion") != std::string::npos ? fashion_mnist_classes() : digit_classes();
   d.description = folder + " " + split + " (" + std::to_string(d.size()) + " images)";
-  uint32_t crc = cff::crc32(d.images.data_ptr<uint8_t>(), static_cast<size_t>(d.images.numel()));
+  uLong crc = crc32_z(0, d.images.data_ptr<uint8_t>(), static_cast<size_t>(d.images.numel()));
   auto labels_u8 = d.labels.to(torch::kUInt8);
-  crc = cff::crc32(labels_u8.data_ptr<uint8_t>(), static_cast<size_t>(labels_u8.numel()), crc);
+  crc = crc32_z(crc, labels_u8.data_ptr<uint8_t>(), static_cast<size_t>(labels_u8.numel()));
   d.checksum = hex32(crc);
   return d;
 }
@@ -163,7 +161,7 @@ Dataset load_cifar10(const std::string &folder, const std::string &split) {
   }
   constexpr size_t kRecord = 1 + 3 * 32 * 32;
   std::vector<torch::Tensor> images, labels;
-  uint32_t crc = 0;
+  uLong crc = 0;
   for (const auto &path : files) {
     const auto bytes = read_maybe_gzip(path);
     if (bytes.empty() || bytes.size() % kRecord != 0) {
@@ -171,7 +169,7 @@ Dataset load_cifar10(const std::string &folder, const std::string &split) {
                          std::to_string(kRecord) + " bytes each); truncated at record " +
                          std::to_string(bytes.size() / kRecord));
     }
-    crc = cff::crc32(bytes.data(), bytes.size(), crc);
+    crc = crc32_z(crc, reinterpret_cast<const Bytef *>(bytes.data()), bytes.size());
     const int64_t n = static_cast<int64_t>(bytes.size() / kRecord);
     auto raw = torch::from_blob(const_cast<char *>(bytes.data()), {n, static_cast<int64_t>(kRecord)}, torch::kUInt8).clone();
     auto y = raw.select(1, 0).to(torch::kLong);
@@ -203,7 +201,7 @@ Dataset load_image_folder(const std::string &folder, int64_t channels, int64_t h
   if (d.classes.empty()) throw DatasetError(folder + ": no class sub-folders");
   std::vector<torch::Tensor> images;
   std::vector<int64_t> labels;
-  uint32_t crc = 0;
+  uLong crc = 0;
   for (size_t k = 0; k < d.classes.size(); ++k) {
     std::vector<fs::path> paths;
     for (const auto &entry : fs::directory_iterator(fs::path(folder) / d.classes[k])) {
@@ -218,7 +216,7 @@ Dataset load_image_folder(const std::string &folder, int64_t channels, int64_t h
       cv::resize(img, img, cv::Size(static_cast<int>(width), static_cast<int>(height)), 0, 0,
                  shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
       auto t = torch::from_blob(img.data, {height, width, channels}, torch::kUInt8).permute({2, 0, 1}).clone();
-      crc = cff::crc32(t.data_ptr<uint8_t>(), static_cast<size_t>(t.numel()), crc);
+      crc = crc32_z(crc, t.data_ptr<uint8_t>(), static_cast<size_t>(t.numel()));
       images.push_back(t);
       labels.push_back(static_cast<int64_t>(k));
     }

@@ -1,4 +1,4 @@
-#include "cli.h"
+#include "support/cli.h"
 
 #include <cmath>
 #include <cstdio>
@@ -61,6 +61,10 @@ std::vector<std::string> parse(int argc, char **argv, const std::vector<Option> 
   app.allow_extras();  // unknown options are named below, in the tools' own words
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ArgumentMismatch &e) {
+    // CLI11 says "--name: 1 required N missing"; name the option and the value it wants instead.
+    const std::string what = e.what();
+    throw UsageError(what.substr(0, what.find(':')) + ": needs a value" + hint);
   } catch (const CLI::ParseError &e) {
     throw UsageError(e.what() + hint);
   }
@@ -81,6 +85,30 @@ void print_options(const std::vector<Option> &options) {
     const std::string left = "--" + opt.name + (opt.arg.empty() ? "" : " " + opt.arg);
     std::printf("  %-22s %s\n", left.c_str(), opt.help.c_str());
   }
+}
+
+std::vector<std::string> parse_or_exit(int argc, char **argv, std::vector<Option> options, const Program &program) {
+  bool help = false;
+  options.push_back({"help", "", "show this help", [&help](const std::string &) { help = true; }});
+  std::vector<std::string> positional;
+  try {
+    positional = parse(argc, argv, options);
+  } catch (const UsageError &e) {
+    usage_exit(program, e.what());
+  }
+  if (help) {
+    std::printf("usage: %s %s\n", program.name.c_str(), program.synopsis.c_str());
+    if (!program.description.empty()) std::printf("%s\n", program.description.c_str());
+    std::printf("\n");
+    print_options(options);
+    std::exit(0);
+  }
+  return positional;
+}
+
+void usage_exit(const Program &program, const std::string &reason) {
+  std::fprintf(stderr, "%s: %s (see --help)\n", program.name.c_str(), reason.c_str());
+  std::exit(2);
 }
 
 }  // namespace cff::cli

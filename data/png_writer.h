@@ -1,4 +1,4 @@
-// Minimal PNG writing for sample grids and plots (8-bit grey or RGB), through zlib.
+// PNG writing for sample grids and plots (8-bit grey or RGB), through libpng's simplified API.
 #pragma once
 
 #include <string>
@@ -6,6 +6,9 @@
 #include <torch/types.h>
 
 namespace cff::data {
+
+// False on a build without libpng (the meson option `png`): encode_png and write_png then throw.
+bool png_supported();
 
 // Encodes uint8 [H, W] (grey) or [3, H, W] / [1, H, W] images as PNG bytes.
 std::string encode_png(const torch::Tensor &image);

@@ -1,4 +1,4 @@
-#include "evaluation.h"
+#include "data/evaluation.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +10,7 @@
 
 #include "cff/ood.h"
 #include "cff/sampler.h"
-#include "datasets.h"
+#include "data/datasets.h"
 
 namespace cff::data {
 

@@ -45,4 +45,20 @@ std::vector<std::string> parse(int argc, char **argv, const std::vector<Option> 
 // The option table as help lines: "  --name ARG   help".
 void print_options(const std::vector<Option> &options);
 
+// What a tool's --help and its usage errors say about it.
+struct Program {
+  std::string name;         // "cff-make-clip"
+  std::string synopsis;     // what follows the name on the usage line: "--out CLIP.avi [options]"
+  std::string description;  // printed under the usage line by --help (may be empty)
+};
+
+// The whole command line of a tool: adds --help/-h to `options` and parses. On --help prints "usage: NAME
+// SYNOPSIS", the description and the options and exits 0; on a bad command line prints "NAME: reason (see
+// --help)" to stderr and exits 2. Returns the arguments that are not options.
+std::vector<std::string> parse_or_exit(int argc, char **argv, std::vector<Option> options, const Program &program);
+
+// For checks after parse_or_exit (positional arguments, options that go together): the same one-line
+// usage error and exit status 2.
+[[noreturn]] void usage_exit(const Program &program, const std::string &reason);
+
 }  // namespace cff::cli

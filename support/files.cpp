@@ -1,0 +1,31 @@
+#include "support/files.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include <unistd.h>
+
+namespace cff::files {
+
+void write_atomically(const std::string &path, const std::string &contents) {
+  const std::string temp = path + ".tmp." + std::to_string(::getpid());
+  FILE *file = std::fopen(temp.c_str(), "wb");
+  if (!file) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
+  const bool written = std::fwrite(contents.data(), 1, contents.size(), file) == contents.size();
+  const bool flushed = std::fflush(file) == 0 && ::fsync(fileno(file)) == 0;
+  const bool closed = std::fclose(file) == 0;
+  if (!written || !flushed || !closed) {
+    const std::string reason = std::strerror(errno);
+    std::remove(temp.c_str());
+    throw std::runtime_error(path + ": write failed (" + reason + ")");
+  }
+  if (std::rename(temp.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    std::remove(temp.c_str());
+    throw std::runtime_error(path + ": cannot replace (" + reason + ")");
+  }
+}
+
+}  // namespace cff::files

@@ -1,0 +1,14 @@
+// Writing files so that a crash or a full disk never leaves a partial file in place of a good one.
+// Torch-free: the model files, checkpoints, metrics, reports, PNGs and benchmark results all go through it.
+#pragma once
+
+#include <string>
+
+namespace cff::files {
+
+// Writes `contents` to `path` through a temporary file in the same folder, flushed to disk, and an atomic
+// rename. On failure the temporary file is removed, the old `path` is left as it was, and
+// std::runtime_error names the path and the system error.
+void write_atomically(const std::string &path, const std::string &contents);
+
+}  // namespace cff::files
