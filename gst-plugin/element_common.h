@@ -44,6 +44,14 @@ void finalize_private(GObject *object, gpointer parent_class) {
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 
+// The GObject methods every element sets in class_init.
+inline void set_object_methods(GObjectClass *gobject_class, GObjectSetPropertyFunc set_property,
+                               GObjectGetPropertyFunc get_property, GObjectFinalizeFunc finalize) {
+  gobject_class->set_property = set_property;
+  gobject_class->get_property = get_property;
+  gobject_class->finalize = finalize;
+}
+
 // A copy taken under the object lock, for start().
 ModelSettings snapshot(GObject *object, const ModelSettings &settings);
 

@@ -399,9 +399,7 @@ static void gst_cff_classify_class_init(GstCffClassifyClass *klass) {
 
   GST_DEBUG_CATEGORY_INIT(gst_cff_classify_debug, "cffclassify", 0, "cff classifier");
 
-  gobject_class->set_property = set_property;
-  gobject_class->get_property = get_property;
-  gobject_class->finalize = finalize;
+  cff::gst::set_object_methods(gobject_class, set_property, get_property, finalize);
 
   cff_install_model_properties(gobject_class, PROP_MODEL, "Path of the cff model file to classify with (required)");
   g_object_class_install_property(

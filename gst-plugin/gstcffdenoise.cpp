@@ -234,9 +234,7 @@ static void gst_cff_denoise_class_init(GstCffDenoiseClass *klass) {
 
   GST_DEBUG_CATEGORY_INIT(gst_cff_denoise_debug, "cffdenoise", 0, "cff denoiser");
 
-  gobject_class->set_property = set_property;
-  gobject_class->get_property = get_property;
-  gobject_class->finalize = finalize;
+  cff::gst::set_object_methods(gobject_class, set_property, get_property, finalize);
 
   cff_install_model_properties(gobject_class, PROP_MODEL, "Path of the cff model file to denoise with (required)");
   g_object_class_install_property(

@@ -552,9 +552,7 @@ static void gst_cff_generate_class_init(GstCffGenerateClass *klass) {
 
   GST_DEBUG_CATEGORY_INIT(gst_cff_generate_debug, "cffgenerate", 0, "cff generator");
 
-  gobject_class->set_property = set_property;
-  gobject_class->get_property = get_property;
-  gobject_class->finalize = finalize;
+  cff::gst::set_object_methods(gobject_class, set_property, get_property, finalize);
 
   cff_install_model_properties(gobject_class, PROP_MODEL, "Path of the cff model file to generate with (required)");
   g_object_class_install_property(

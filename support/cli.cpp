@@ -96,6 +96,7 @@ std::vector<std::string> parse_or_exit(int argc, char **argv, std::vector<Option
   } catch (const UsageError &e) {
     usage_exit(program, e.what());
   }
+  if (!help && !program.arguments && !positional.empty()) usage_exit(program, "unexpected argument '" + positional[0] + "'");
   if (help) {
     std::printf("usage: %s %s\n", program.name.c_str(), program.synopsis.c_str());
     if (!program.description.empty()) std::printf("%s\n", program.description.c_str());

@@ -50,11 +50,12 @@ struct Program {
   std::string name;         // "cff-make-clip"
   std::string synopsis;     // what follows the name on the usage line: "--out CLIP.avi [options]"
   std::string description;  // printed under the usage line by --help (may be empty)
+  bool arguments = false;   // whether it takes arguments that are not options (refused when false)
 };
 
 // The whole command line of a tool: adds --help/-h to `options` and parses. On --help prints "usage: NAME
 // SYNOPSIS", the description and the options and exits 0; on a bad command line prints "NAME: reason (see
-// --help)" to stderr and exits 2. Returns the arguments that are not options.
+// --help)" to stderr and exits 2. Returns the arguments that are not options (none unless program.arguments).
 std::vector<std::string> parse_or_exit(int argc, char **argv, std::vector<Option> options, const Program &program);
 
 // For checks after parse_or_exit (positional arguments, options that go together): the same one-line

@@ -75,8 +75,7 @@ Options parse(int argc, char **argv) {
       "cff-make-clip", "--out CLIP.avi [options]",
       "\nRenders test images of a dataset into a Motion-JPEG AVI clip, optionally with segments of a\n"
       "natural video between them (out-of-distribution frames) and Gaussian noise on every frame."};
-  const auto positional = cff::cli::parse_or_exit(argc, argv, options, program);
-  if (!positional.empty()) cff::cli::usage_exit(program, "unexpected argument '" + positional[0] + "'");
+  cff::cli::parse_or_exit(argc, argv, options, program);
   if (o.out.empty()) cff::cli::usage_exit(program, "--out is required");
   if (o.truth.empty()) o.truth = std::filesystem::path(o.out).replace_extension(".csv").string();
   if (o.ood_frames > 0 && o.ood_video.empty()) cff::cli::usage_exit(program, "--ood-frames needs --ood-video");

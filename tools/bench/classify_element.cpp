@@ -101,8 +101,7 @@ Options parse_options(int argc, char **argv) {
       "bench-classify", "[options]",
       "Frames/s of appsrc ! cffclassify ! fakesink against the bare libcff forward pass on the same frames\n"
       "(and against a peer element with --peer), interleaved in rounds; exit 1 below --min-agreement."};
-  const auto positional = cff::cli::parse_or_exit(argc, argv, options, program);
-  if (!positional.empty()) cff::cli::usage_exit(program, "unexpected argument '" + positional[0] + "'");
+  cff::cli::parse_or_exit(argc, argv, options, program);
   return o;
 }
 

@@ -52,7 +52,8 @@ Options parse_options(int argc, char **argv) {
   const cff::cli::Program program{
       "bench-element-fps", "[options] DESCRIPTION...",
       "Frames/s of a gst-launch pipeline whose sink is named \"sink\", from the end of the warm-up buffers\n"
-      "to the last buffer (model loading and negotiation left out)."};
+      "to the last buffer (model loading and negotiation left out).",
+      /*arguments=*/true};
   // The arguments that are not options are the description, as gst-launch-1.0 takes it (one or many).
   o.description = cff::cli::join(cff::cli::parse_or_exit(argc, argv, options, program), " ");
   if (o.description.empty()) cff::cli::usage_exit(program, "no pipeline description");
