@@ -10,6 +10,7 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   libopencv-dev
+  libpango1.0-dev libcairo2-dev fonts-dejavu-core
   dataset-fashion-mnist opencv-doc
   gstreamer1.0-plugins-ugly gstreamer1.0-libav
   valgrind
