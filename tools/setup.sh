@@ -5,11 +5,12 @@ set -euo pipefail
 
 packages=(
   build-essential pkg-config meson ninja-build cmake git
-  libtorch-dev nlohmann-json3-dev libcli11-dev
+  libtorch-dev nlohmann-json3-dev libcli11-dev libpng-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   libopencv-dev
+  libpango1.0-dev libcairo2-dev fonts-dejavu-core
   dataset-fashion-mnist opencv-doc
   gstreamer1.0-plugins-ugly gstreamer1.0-libav
   valgrind
