@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -79,13 +80,75 @@ std::string shape_string(c10::IntArrayRef sizes) {
   return s.str();
 }
 
-std::string read_whole_file(const std::string &path) {
+// Sizes no cff model comes near (the networks are a few MB); larger announcements are refused before any
+// allocation.
+constexpr uint64_t kMaxMetadataSize = uint64_t{64} << 20;  // 64 MiB of JSON
+constexpr uint64_t kMaxTensorSize = uint64_t{16} << 30;    // 16 GiB of weights
+
+struct Header {
+  uint64_t metadata_size = 0, tensor_size = 0;
+  uint32_t checksum = 0;
+};
+
+// Checks the header at the start of `head` (the first bytes of a file of `file_size` bytes): magic,
+// version, and the content sizes it announces against the file's size and the caps above.
+Header check_header(const std::string &head, uint64_t file_size, const std::string &source) {
+  if (file_size == 0) throw ModelFileError(source + ": file is empty");
+  if (head.size() < sizeof(kMagic) || std::memcmp(head.data(), kMagic, sizeof(kMagic)) != 0) {
+    throw ModelFileError(source + ": not a cff model file (wrong magic)");
+  }
+  Reader header(head, sizeof(kMagic), head.size(), source);
+  const auto version = header.get<uint32_t>("header (version)");
+  if (version != kModelFormatVersion) {
+    throw ModelFileError(source + ": unsupported format version " + std::to_string(version) + " (this build reads " +
+                         std::to_string(kModelFormatVersion) + ")");
+  }
+  header.get<uint32_t>("header (flags)");
+  Header h;
+  h.metadata_size = header.get<uint64_t>("header (metadata size)");
+  h.tensor_size = header.get<uint64_t>("header (tensor size)");
+  h.checksum = header.get<uint32_t>("header (checksum)");
+  if (h.metadata_size > kMaxMetadataSize || h.tensor_size > kMaxTensorSize) {
+    throw ModelFileError(source + ": header announces " + std::to_string(h.metadata_size) + " bytes of metadata and " +
+                         std::to_string(h.tensor_size) + " bytes of tensors, more than a cff model can have (" +
+                         std::to_string(kMaxMetadataSize >> 20) + " MiB, " + std::to_string(kMaxTensorSize >> 30) +
+                         " GiB)");
+  }
+  const uint64_t body = file_size - kHeaderSize;
+  if (h.metadata_size > body || h.tensor_size > body - h.metadata_size) {
+    throw ModelFileError(source + ": truncated (header announces " + std::to_string(h.metadata_size + h.tensor_size) +
+                         " bytes of content, file has " + std::to_string(body) + ")");
+  }
+  if (h.metadata_size + h.tensor_size != body) {
+    throw ModelFileError(source + ": " + std::to_string(body - h.metadata_size - h.tensor_size) +
+                         " unexpected bytes after the content");
+  }
+  return h;
+}
+
+// A model file's bytes. Only regular files are read (a directory, a pipe or a device is refused by name),
+// and the header is checked against the file's size before the content is read.
+std::string read_model_file(const std::string &path) {
+  std::error_code error;
+  const auto status = std::filesystem::status(path, error);
+  if (error) throw ModelFileError(path + ": cannot open (" + error.message() + ")");
+  if (std::filesystem::is_directory(status)) throw ModelFileError(path + ": is a directory, not a model file");
+  if (!std::filesystem::is_regular_file(status)) {
+    throw ModelFileError(path + ": not a regular file (a pipe or device cannot hold a model)");
+  }
+  const uint64_t size = std::filesystem::file_size(path, error);
+  if (error) throw ModelFileError(path + ": cannot read its size (" + error.message() + ")");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ModelFileError(path + ": cannot open (" + std::strerror(errno) + ")");
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) throw ModelFileError(path + ": read error");
-  return s.str();
+  std::string bytes(static_cast<size_t>(std::min<uint64_t>(size, kHeaderSize)), '\0');
+  in.read(&bytes[0], static_cast<std::streamsize>(bytes.size()));
+  check_header(bytes, size, path);
+  bytes.resize(static_cast<size_t>(size));
+  in.read(&bytes[kHeaderSize], static_cast<std::streamsize>(size - kHeaderSize));
+  if (in.bad() || static_cast<uint64_t>(in.gcount()) != size - kHeaderSize || in.peek() != EOF) {
+    throw ModelFileError(path + ": read error (the file changed while it was read)");
+  }
+  return bytes;
 }
 
 struct ParsedFile {
@@ -94,30 +157,9 @@ struct ParsedFile {
 };
 
 ParsedFile parse_file(const std::string &bytes, const std::string &source) {
-  if (bytes.empty()) throw ModelFileError(source + ": file is empty");
-  if (bytes.size() < sizeof(kMagic) || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
-    throw ModelFileError(source + ": not a cff model file (wrong magic)");
-  }
-  Reader header(bytes, sizeof(kMagic), bytes.size(), source);
-  const auto version = header.get<uint32_t>("header (version)");
-  if (version != kModelFormatVersion) {
-    throw ModelFileError(source + ": unsupported format version " + std::to_string(version) + " (this build reads " +
-                         std::to_string(kModelFormatVersion) + ")");
-  }
-  header.get<uint32_t>("header (flags)");
-  const auto metadata_size = header.get<uint64_t>("header (metadata size)");
-  const auto tensor_size = header.get<uint64_t>("header (tensor size)");
-  const auto checksum = header.get<uint32_t>("header (checksum)");
-  const uint64_t body = bytes.size() - kHeaderSize;
-  if (metadata_size > body || tensor_size > body - metadata_size) {
-    throw ModelFileError(source + ": truncated (header announces " + std::to_string(metadata_size + tensor_size) +
-                         " bytes of content, file has " + std::to_string(body) + ")");
-  }
-  if (metadata_size + tensor_size != body) {
-    throw ModelFileError(source + ": " + std::to_string(body - metadata_size - tensor_size) +
-                         " unexpected bytes after the content");
-  }
-  if (crc32_z(0, reinterpret_cast<const Bytef *>(bytes.data()) + kHeaderSize, body) != checksum) {
+  const Header h = check_header(bytes, bytes.size(), source);
+  const uint64_t metadata_size = h.metadata_size, body = bytes.size() - kHeaderSize;
+  if (crc32_z(0, reinterpret_cast<const Bytef *>(bytes.data()) + kHeaderSize, body) != h.checksum) {
     throw ModelFileError(source + ": checksum mismatch (the file is corrupt)");
   }
   ParsedFile parsed;
@@ -287,11 +329,11 @@ Model load_model_from_bytes(const std::string &bytes, const std::string &source,
 }
 
 Model load_model(const std::string &path, const c10::Device &device) {
-  return load_model_from_bytes(read_whole_file(path), path, device);
+  return load_model_from_bytes(read_model_file(path), path, device);
 }
 
 ModelMetadata read_model_metadata(const std::string &path) {
-  auto parsed = parse_file(read_whole_file(path), path);
+  auto parsed = parse_file(read_model_file(path), path);
   return ModelMetadata::from_json(parsed.metadata, path);
 }
 

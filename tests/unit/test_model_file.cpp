@@ -1,4 +1,7 @@
 #include <cstdio>
+#include <cstring>
+
+#include <sys/stat.h>
 #include <filesystem>
 #include <fstream>
 
@@ -101,6 +104,40 @@ TEST_F(ModelFile, MissingFileNamesPathAndReason) {
 TEST_F(ModelFile, EmptyFile) {
   write(path("empty.cff"), "");
   expect_contains(load_error(path("empty.cff")), "file is empty");
+}
+
+// Issue 19, defect 1: only regular files are read, and the header is checked against the file's size before
+// the content is read (a pipe used to hang, a directory said "file is empty", a huge file was read whole).
+TEST_F(ModelFile, DirectoriesPipesAndDevicesAreRefusedByName) {
+  fs::create_directories(path("folder.cff"));
+  expect_contains(load_error(path("folder.cff")), "is a directory");
+  ASSERT_EQ(::mkfifo(path("pipe.cff").c_str(), 0600), 0);
+  expect_contains(load_error(path("pipe.cff")), "not a regular file");  // returns at once: nothing opens the pipe
+  expect_contains(load_error("/dev/zero"), "not a regular file");
+  try {
+    read_model_metadata(path("pipe.cff"));
+    ADD_FAILURE() << "read_model_metadata read a pipe";
+  } catch (const ModelFileError &e) {
+    expect_contains(e.what(), "not a regular file");
+  }
+}
+
+TEST_F(ModelFile, HeaderIsCheckedAgainstTheFileSizeBeforeTheContentIsRead) {
+  const auto bytes = serialize_model(net_, meta_);
+  // A sparse 3 GiB file behind a good header: refused from its size alone (reading it would take GBs of memory).
+  {
+    write(path("big.cff"), bytes);
+    fs::resize_file(path("big.cff"), uint64_t{3} << 30);
+    expect_contains(load_error(path("big.cff")), "unexpected bytes after the content");
+  }
+  // Announced sizes beyond any cff model are refused with the sizes, not a wrapped sum.
+  auto huge = bytes;
+  const uint64_t announced = ~uint64_t{0} - 5;
+  std::memcpy(&huge[16], &announced, sizeof(announced));
+  write(path("huge.cff"), huge);
+  const auto message = load_error(path("huge.cff"));
+  expect_contains(message, std::to_string(announced) + " bytes of metadata");
+  expect_contains(message, "more than a cff model can have");
 }
 
 TEST_F(ModelFile, WrongMagic) {
