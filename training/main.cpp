@@ -39,7 +39,8 @@ std::string shown(const std::vector<int64_t> &v) {
 }
 
 int print_info(const std::string &path) {
-  const auto meta = cff::read_model_metadata(path);
+  // The whole file is loaded (weights, OOD tensors, checksum), so a file that cannot be used fails here.
+  const auto meta = cff::load_model(path).metadata;
   std::printf("%s\n", meta.to_json().dump(2).c_str());
   const auto listed = meta.ood.listed();
   std::string scores;

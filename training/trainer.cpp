@@ -308,6 +308,20 @@ void validate_options(const TrainOptions &opt) {
   if (opt.augment != "none" && opt.augment != "flip" && opt.augment != "crop" && opt.augment != "flip+crop") {
     throw std::runtime_error("augment must be none, flip, crop or flip+crop, got '" + opt.augment + "'");
   }
+  // Checked here, before any data is read, so a bad value costs nothing (a negative lr used to reach LibTorch).
+  if (!(opt.lr > 0.0 && std::isfinite(opt.lr))) throw std::runtime_error("lr must be a positive number, got " + std::to_string(opt.lr));
+  if (!(opt.weight_decay >= 0.0 && std::isfinite(opt.weight_decay))) {
+    throw std::runtime_error("weight-decay must be >= 0, got " + std::to_string(opt.weight_decay));
+  }
+  if (!(opt.warmup >= 0.0 && opt.warmup < 1.0)) throw std::runtime_error("warmup must be in [0, 1), got " + std::to_string(opt.warmup));
+  if (!(opt.ema >= 0.0 && opt.ema < 1.0)) throw std::runtime_error("ema must be in [0, 1), got " + std::to_string(opt.ema));
+  // The export is written after training: a folder that is not there is said now, not hours later.
+  if (!opt.export_path.empty()) {
+    const auto folder = fs::path(opt.export_path).parent_path();
+    if (!folder.empty() && !fs::is_directory(folder)) {
+      throw std::runtime_error("export " + opt.export_path + ": folder " + folder.string() + " does not exist");
+    }
+  }
 }
 
 // Everything one run works with, set up once by start_run; the steps below read and update it.

@@ -379,4 +379,32 @@ TEST_F(Trainer, CommandLineReportsBadInputInOneLine_n) {
   std::tie(code, text) = run("--info " + (root_ / "missing.cff").string());
   EXPECT_EQ(code, 1);
   EXPECT_NE(text.find("missing.cff: cannot open"), std::string::npos) << text;
+  // Issue 19, defect 9: bad values are refused before the data is read, in one line; an export folder that is
+  // not there is said at the start; --info loads the whole file.
+  std::tie(code, text) = run("--lr -1 --data /nonexistent/folder");
+  EXPECT_EQ(code, 1);
+  EXPECT_EQ(text, "cff-train: error: lr must be a positive number, got -1.000000\n");
+  std::tie(code, text) = run("--ema 1 --data /nonexistent/folder");
+  EXPECT_NE(text.find("ema must be in [0, 1)"), std::string::npos) << text;
+  std::tie(code, text) = run("--export /nonexistent/folder/model.cff");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(text.find("folder /nonexistent/folder does not exist"), std::string::npos) << text;
+  cff::NetworkConfig config;
+  config.channels = 1;
+  config.height = config.width = 8;
+  config.num_classes = 2;
+  config.widths = {8};
+  config.groups = 4;
+  cff::ModelMetadata meta;
+  meta.network = config;
+  meta.labels = {"a", "b"};
+  meta.normalization.mean = {0.5};
+  meta.normalization.std = {0.5};
+  auto declared = meta;
+  declared.network.widths = {16};  // metadata that reads, weights of another network: only a full load sees it
+  const auto mismatched = (root_ / "mismatched.cff").string();
+  std::ofstream(mismatched, std::ios::binary) << cff::serialize_model(cff::Classifier(config), declared);
+  std::tie(code, text) = run("--info " + mismatched);
+  EXPECT_EQ(code, 1) << text;
+  EXPECT_NE(text.find("mismatched.cff"), std::string::npos) << text;
 }
