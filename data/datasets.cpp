@@ -208,6 +208,8 @@ Dataset load_image_folder(const std::string &folder, int64_t channels, int64_t h
       if (entry.is_regular_file()) paths.push_back(entry.path());
     }
     std::sort(paths.begin(), paths.end());
+    // A class with no examples would be a class the network can never learn, reported as if it were there.
+    if (paths.empty()) throw DatasetError((fs::path(folder) / d.classes[k]).string() + ": class sub-folder has no images");
     for (const auto &p : paths) {
       cv::Mat img = cv::imread(p.string(), channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
       if (img.empty()) throw DatasetError(p.string() + ": not a readable image");
@@ -276,15 +278,34 @@ torch::Tensor render_glyphs(int64_t n, int64_t channels, int64_t height, int64_t
 #endif
 }
 
+namespace {
+
+bool has_file(const std::string &folder, const std::string &name) {
+  return fs::exists(fs::path(folder) / name) || fs::exists(fs::path(folder) / (name + ".gz"));
+}
+bool is_idx_folder(const std::string &folder) {
+  return has_file(folder, "train-images-idx3-ubyte") || has_file(folder, "t10k-images-idx3-ubyte");
+}
+bool is_cifar_folder(const std::string &folder) {
+  return has_file(folder, "test_batch.bin") || has_file(folder, "data_batch_1.bin");
+}
+std::string dataset_folder(const std::string &spec) { return spec == "fashion-mnist" ? fashion_mnist_dir() : spec; }
+
+}  // namespace
+
+bool has_test_split(const std::string &spec) {
+  const std::string folder = dataset_folder(spec);
+  if (is_idx_folder(folder)) return has_file(folder, "t10k-images-idx3-ubyte");
+  if (is_cifar_folder(folder)) return has_file(folder, "test_batch.bin");
+  return fs::is_directory(fs::path(folder) / "test");
+}
+
 Dataset load_dataset(const std::string &spec, const std::string &split, int64_t channels, int64_t height,
                      int64_t width) {
-  const std::string folder = spec == "fashion-mnist" ? fashion_mnist_dir() : spec;
+  const std::string folder = dataset_folder(spec);
   if (!fs::exists(folder)) throw DatasetError(folder + ": dataset folder not found");
-  const auto has = [&](const std::string &name) {
-    return fs::exists(fs::path(folder) / name) || fs::exists(fs::path(folder) / (name + ".gz"));
-  };
-  if (has("train-images-idx3-ubyte") || has("t10k-images-idx3-ubyte")) return load_idx_folder(folder, split);
-  if (has("test_batch.bin") || has("data_batch_1.bin")) return load_cifar10(folder, split);
+  if (is_idx_folder(folder)) return load_idx_folder(folder, split);
+  if (is_cifar_folder(folder)) return load_cifar10(folder, split);
   const auto sub = fs::path(folder) / split;
   return load_image_folder(fs::is_directory(sub) ? sub.string() : folder, channels, height, width);
 }

@@ -59,6 +59,11 @@ torch::Tensor render_glyphs(int64_t n, int64_t channels, int64_t height, int64_t
 Dataset load_dataset(const std::string &spec, const std::string &split, int64_t channels = 1, int64_t height = 28,
                      int64_t width = 28);
 
+// Whether `spec` has a test split of its own: an IDX folder with t10k-* files, CIFAR-10's test_batch.bin, or an
+// image folder with a "test" sub-folder. Without one, load_dataset(spec, "test") gives the images of the
+// training split (an image folder has only the one set).
+bool has_test_split(const std::string &spec);
+
 // The default location of Debian's Fashion-MNIST (overridable with CFF_FASHION_MNIST_DIR).
 std::string fashion_mnist_dir();
 

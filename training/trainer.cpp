@@ -250,6 +250,8 @@ struct Split {
   cff::data::Dataset train_set;
   Plan plan;
   torch::Tensor calib_x, train_x, train_y;
+  // When the data has no test split and no --test-data is given: images kept out of training to test on.
+  torch::Tensor test_x, test_y;
 };
 
 Split split_training_data(TrainOptions &opt) {
@@ -260,6 +262,10 @@ Split split_training_data(TrainOptions &opt) {
   opt.network.height = train_set.images.size(2);
   opt.network.width = train_set.images.size(3);
   opt.network.num_classes = static_cast<int64_t>(train_set.classes.size());
+  if (opt.network.num_classes < 2) {
+    throw std::runtime_error(train_set.description + ": only one class ('" + train_set.classes.at(0) +
+                             "'); a classifier needs at least two");
+  }
   opt.network.validate();
   auto all_x = train_set.normalized();
   auto all_y = train_set.labels;
@@ -267,6 +273,16 @@ Split split_training_data(TrainOptions &opt) {
     auto perm = torch::randperm(all_x.size(0), epoch_generator(opt.seed, -1, 0));
     all_x = all_x.index_select(0, perm);
     all_y = all_y.index_select(0, perm);
+  }
+  if (opt.test_data.empty() && !cff::data::has_test_split(opt.data)) {
+    // No test split: a tenth of the shuffled set (at most 10,000 images) is kept out of training and tested
+    // on, so the reported test accuracy is never accuracy on training images. Taken from the end, so the
+    // hold-out at the front is where it would be.
+    const int64_t n = all_x.size(0), test = std::min<int64_t>(std::max<int64_t>(n / 10, 1), 10000);
+    split.test_x = all_x.slice(0, n - test);
+    split.test_y = all_y.slice(0, n - test);
+    all_x = all_x.slice(0, 0, n - test);
+    all_y = all_y.slice(0, 0, n - test);
   }
   split.plan = plan_training(opt, all_x.size(0));
   const int64_t holdout = split.plan.holdout;
@@ -353,11 +369,16 @@ void start_run(Run &run, const TrainOptions &options) {
 
   // Data: a held-out slice of the training set calibrates the OOD thresholds; the test split measures.
   run.data = split_training_data(opt);
-  auto test_set = cff::data::load_dataset(opt.test_data.empty() ? opt.data : opt.test_data, "test",
-                                          opt.network.channels, opt.network.height, opt.network.width);
   opt.epochs = run.data.plan.epochs;
-  run.test_x = test_set.normalized();
-  run.test_y = test_set.labels;
+  if (run.data.test_x.defined()) {
+    run.test_x = run.data.test_x;
+    run.test_y = run.data.test_y;
+  } else {
+    const auto test_set = cff::data::load_dataset(opt.test_data.empty() ? opt.data : opt.test_data, "test",
+                                                  opt.network.channels, opt.network.height, opt.network.width);
+    run.test_x = test_set.normalized();
+    run.test_y = test_set.labels;
+  }
   if (opt.eval_limit > 0 && opt.eval_limit < run.test_x.size(0)) {
     // A fixed random subset: test splits are often ordered by class, and their first N would be one class.
     auto pick = torch::randperm(run.test_x.size(0), epoch_generator(opt.seed, -2, 0)).slice(0, 0, opt.eval_limit);
@@ -401,6 +422,11 @@ void print_plan(const Run &run) {
   std::printf("cff-train: %s, %ld training images (%ld held out for calibration), test %ld images\n",
               run.data.train_set.description.c_str(), static_cast<long>(run.n_train), static_cast<long>(plan.holdout),
               static_cast<long>(run.test_x.size(0)));
+  if (run.data.test_x.defined()) {
+    std::printf("cff-train: %s has no test split: %ld of its images are kept out of training as the test set "
+                "(--test-data names another)\n",
+                opt.data.c_str(), static_cast<long>(run.data.test_x.size(0)));
+  }
   std::printf("cff-train: objective %s, network %s (%ld parameters), device %s\n", opt.objective.c_str(),
               opt.network.to_json().dump().c_str(), static_cast<long>(run.s.net->parameter_count()),
               cff::describe_device(run.device).c_str());

@@ -408,3 +408,55 @@ TEST_F(Trainer, CommandLineReportsBadInputInOneLine_n) {
   EXPECT_EQ(code, 1) << text;
   EXPECT_NE(text.find("mismatched.cff"), std::string::npos) << text;
 }
+
+// Issue 19, defect 5: data without a test split is tested on images kept out of training, not on the training
+// images themselves; an empty class folder and a one-class set are refused by name.
+TEST_F(Trainer, DataWithoutTestSplitIsTestedOnImagesKeptOutOfTraining) {
+  const auto no_test = root_ / "fashion-no-test";
+  fs::create_directories(no_test);
+  for (const char *name : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte"}) {
+    fs::copy_file(data_ / name, no_test / name, fs::copy_options::overwrite_existing);
+  }
+  EXPECT_TRUE(cff::data::has_test_split(data_.string()));
+  EXPECT_FALSE(cff::data::has_test_split(no_test.string()));
+  auto o = small_options("no-test");
+  o.data = no_test.string();
+  o.epochs = 1;
+  testing::internal::CaptureStdout();
+  cff::train::train(o);
+  const std::string out = testing::internal::GetCapturedStdout();
+  // 1400 images: 140 kept out as the test set, 200 held out for calibration, 1060 trained on.
+  EXPECT_NE(out.find("has no test split: 140 of its images are kept out of training"), std::string::npos) << out;
+  EXPECT_NE(out.find("1060 training images (200 held out for calibration), test 140 images"), std::string::npos) << out;
+}
+
+TEST_F(Trainer, EmptyClassFoldersAndSingleClassSetsAreRefused_n) {
+  const auto write_pgm = [](const fs::path &p, int level) {
+    std::ofstream out(p, std::ios::binary);
+    out << "P5\n8 8\n255\n" << std::string(64, static_cast<char>(level));
+  };
+  const auto folder = root_ / "images-empty-class";
+  fs::create_directories(folder / "a");
+  fs::create_directories(folder / "b");
+  for (int i = 0; i < 3; ++i) write_pgm(folder / "a" / ("a" + std::to_string(i) + ".pgm"), 40 * i);
+  std::string message;
+  try {
+    cff::data::load_image_folder(folder.string(), 1, 8, 8);
+  } catch (const DatasetError &e) {
+    message = e.what();
+  }
+  if (message.find("OpenCV") != std::string::npos) GTEST_SKIP() << "image folders need OpenCV: " << message;
+  EXPECT_NE(message.find("images-empty-class/b: class sub-folder has no images"), std::string::npos) << message;
+
+  fs::remove_all(folder / "b");
+  auto o = small_options("one-class");
+  o.data = folder.string();
+  o.network.height = o.network.width = 8;
+  try {
+    cff::train::train(o);
+    ADD_FAILURE() << "a one-class set trained";
+  } catch (const std::runtime_error &e) {
+    EXPECT_NE(std::string(e.what()).find("only one class ('a'); a classifier needs at least two"), std::string::npos)
+        << e.what();
+  }
+}
