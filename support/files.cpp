@@ -28,4 +28,14 @@ void write_atomically(const std::string &path, const std::string &contents) {
   }
 }
 
+void append_durably(const std::string &path, const std::string &text) {
+  FILE *file = std::fopen(path.c_str(), "ab");
+  if (!file) throw std::runtime_error(path + ": cannot append (" + std::strerror(errno) + ")");
+  const bool written = std::fwrite(text.data(), 1, text.size(), file) == text.size();
+  const bool flushed = written && std::fflush(file) == 0 && ::fsync(fileno(file)) == 0;
+  const std::string reason = std::strerror(errno);
+  const bool closed = std::fclose(file) == 0;
+  if (!written || !flushed || !closed) throw std::runtime_error(path + ": append failed (" + reason + ")");
+}
+
 }  // namespace cff::files

@@ -11,4 +11,8 @@ namespace cff::files {
 // std::runtime_error names the path and the system error.
 void write_atomically(const std::string &path, const std::string &contents);
 
+// Appends `text` to `path` (created if missing) and flushes it to disk. A write that does not reach the disk
+// (a full disk, a read-only file system) throws std::runtime_error naming the path and the system error.
+void append_durably(const std::string &path, const std::string &text);
+
 }  // namespace cff::files

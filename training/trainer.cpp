@@ -73,11 +73,7 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-void append_line(const std::string &path, const nlohmann::json &j) {
-  std::ofstream out(path, std::ios::app);
-  if (!out) throw std::runtime_error(path + ": cannot append metrics");
-  out << j.dump() << "\n";
-}
+void append_line(const std::string &path, const nlohmann::json &j) { files::append_durably(path, j.dump() + "\n"); }
 
 // Keeps the lines of a metrics file whose epoch is at most `epochs`; an unreadable line (the tail of a run
 // killed while writing) goes too. The file is rewritten atomically, and only if a line goes.
@@ -363,6 +359,13 @@ void start_run(Run &run, const TrainOptions &options) {
   cff::set_threads(opt.threads);
   run.device = cff::parse_device(opt.device);
   fs::create_directories(opt.run_dir);
+  // Temporary files of a run that was killed while writing (files::write_atomically's NAME.tmp.PID).
+  for (const auto &entry : fs::directory_iterator(opt.run_dir)) {
+    if (entry.is_regular_file() && entry.path().filename().string().find(".tmp.") != std::string::npos) {
+      std::printf("cff-train: removing %s, left by an interrupted write\n", entry.path().string().c_str());
+      fs::remove(entry.path());
+    }
+  }
   if (opt.export_path.empty()) opt.export_path = (fs::path(opt.run_dir) / "model.cff").string();
   run.metrics_path = (fs::path(opt.run_dir) / "metrics.jsonl").string();
   run.checkpoint = checkpoint_path(opt.run_dir);

@@ -12,6 +12,7 @@
 #include "cff/model_file.h"
 #include "data/datasets.h"
 #include "data/evaluation.h"
+#include "support/files.h"
 #include "training/trainer.h"
 
 namespace fs = std::filesystem;
@@ -232,9 +233,12 @@ TEST_F(Trainer, ResumeEqualsUninterruptedRunBitForBit) {
     std::ofstream out(parts.run_dir + "/metrics.jsonl", std::ios::app);
     out << nlohmann::json{{"epoch", 2}, {"train_loss", 9.0}}.dump() << "\n{\"epoch\": 3, \"tra";
   }
+  // ... and killed in the middle of a checkpoint write (issue 19, defect 3): its temporary file is removed.
+  std::ofstream(parts.run_dir + "/checkpoint.pt.tmp.99999") << "half a checkpoint";
   parts.stop_after = 0;
   parts.resume = true;
   cff::train::train(parts);
+  EXPECT_FALSE(fs::exists(parts.run_dir + "/checkpoint.pt.tmp.99999"));
   const auto lines = metrics("parts");
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[0]["epoch"], 1);
@@ -459,4 +463,21 @@ TEST_F(Trainer, EmptyClassFoldersAndSingleClassSetsAreRefused_n) {
     EXPECT_NE(std::string(e.what()).find("only one class ('a'); a classifier needs at least two"), std::string::npos)
         << e.what();
   }
+}
+
+// Issue 19, defect 4: a metrics line that does not reach the disk is an error naming the file, not a silent loss.
+TEST(Files, AppendOnAFullDiskFailsNamingThePathAndTheReason_n) {
+  try {
+    cff::files::append_durably("/dev/full", "{\"epoch\": 1}\n");
+    ADD_FAILURE() << "appending to /dev/full succeeded";
+  } catch (const std::runtime_error &e) {
+    EXPECT_NE(std::string(e.what()).find("/dev/full: append failed (No space left on device)"), std::string::npos)
+        << e.what();
+  }
+  const auto path = fs::temp_directory_path() / ("cff_append_" + std::to_string(::getpid()));
+  cff::files::append_durably(path.string(), "a\n");
+  cff::files::append_durably(path.string(), "b\n");
+  std::ifstream in(path);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), "a\nb\n");
+  fs::remove(path);
 }
