@@ -3,14 +3,20 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 #include <unistd.h>
 
 namespace cff::files {
+namespace {
+
+constexpr const char *kTemporaryMark = ".tmp.";  // NAME.tmp.PID
+
+}  // namespace
 
 void write_atomically(const std::string &path, const std::string &contents) {
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
+  const std::string temp = path + kTemporaryMark + std::to_string(::getpid());
   FILE *file = std::fopen(temp.c_str(), "wb");
   if (!file) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
   const bool written = std::fwrite(contents.data(), 1, contents.size(), file) == contents.size();
@@ -26,6 +32,17 @@ void write_atomically(const std::string &path, const std::string &contents) {
     std::remove(temp.c_str());
     throw std::runtime_error(path + ": cannot replace (" + reason + ")");
   }
+}
+
+std::vector<std::string> remove_interrupted_writes(const std::string &folder) {
+  std::vector<std::string> removed;
+  for (const auto &entry : std::filesystem::directory_iterator(folder)) {
+    if (entry.is_regular_file() && entry.path().filename().string().find(kTemporaryMark) != std::string::npos) {
+      std::filesystem::remove(entry.path());
+      removed.push_back(entry.path().string());
+    }
+  }
+  return removed;
 }
 
 void append_durably(const std::string &path, const std::string &text) {

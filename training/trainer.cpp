@@ -359,12 +359,8 @@ void start_run(Run &run, const TrainOptions &options) {
   cff::set_threads(opt.threads);
   run.device = cff::parse_device(opt.device);
   fs::create_directories(opt.run_dir);
-  // Temporary files of a run that was killed while writing (files::write_atomically's NAME.tmp.PID).
-  for (const auto &entry : fs::directory_iterator(opt.run_dir)) {
-    if (entry.is_regular_file() && entry.path().filename().string().find(".tmp.") != std::string::npos) {
-      std::printf("cff-train: removing %s, left by an interrupted write\n", entry.path().string().c_str());
-      fs::remove(entry.path());
-    }
+  for (const auto &path : files::remove_interrupted_writes(opt.run_dir)) {
+    std::printf("cff-train: removed %s, left by an interrupted write\n", path.c_str());
   }
   if (opt.export_path.empty()) opt.export_path = (fs::path(opt.run_dir) / "model.cff").string();
   run.metrics_path = (fs::path(opt.run_dir) / "metrics.jsonl").string();
