@@ -2,6 +2,9 @@
 
 #include <exception>
 
+#include <gst/video/gstvideofilter.h>
+#include <gst/video/video.h>
+
 void cff_install_model_properties(GObjectClass *gobject_class, guint prop_model, const char *model_blurb) {
   const auto ready = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   g_object_class_install_property(gobject_class, prop_model,
@@ -63,6 +66,23 @@ ModelSettings snapshot(GObject *object, const ModelSettings &settings) {
     GST_OBJECT_UNLOCK(object);
     throw;
   }
+}
+
+GstFlowReturn transform_ip_checked(GstBaseTransform *trans, GstBuffer *buffer) {
+  auto *filter = GST_VIDEO_FILTER(trans);
+  const gsize have = gst_buffer_get_size(buffer);
+  const gsize need = GST_VIDEO_INFO_SIZE(&filter->in_info);
+  if (filter->negotiated && have < need && !gst_buffer_get_video_meta(buffer)) {
+    GST_ELEMENT_WARNING(trans, STREAM, FORMAT,
+                        ("Buffer of %" G_GSIZE_FORMAT " bytes is shorter than a %dx%d %s frame (%" G_GSIZE_FORMAT
+                         " bytes): passed on without a result",
+                         have, GST_VIDEO_INFO_WIDTH(&filter->in_info), GST_VIDEO_INFO_HEIGHT(&filter->in_info),
+                         GST_VIDEO_INFO_NAME(&filter->in_info), need),
+                        ("buffer timestamp %" GST_TIME_FORMAT, GST_TIME_ARGS(GST_BUFFER_PTS(buffer))));
+    return GST_FLOW_OK;
+  }
+  auto *video_filter_class = GST_BASE_TRANSFORM_CLASS(g_type_class_peek(GST_TYPE_VIDEO_FILTER));
+  return video_filter_class->transform_ip(trans, buffer);
 }
 
 std::shared_ptr<cff::Engine> acquire_engine(GstElement *element, const std::string &path, const ModelSettings &settings,

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include <gst/base/gstbasetransform.h>
 #include <gst/gst.h>
 
 #include "cff/engine.h"
@@ -51,6 +52,12 @@ inline void set_object_methods(GObjectClass *gobject_class, GObjectSetPropertyFu
   gobject_class->get_property = get_property;
   gobject_class->finalize = finalize;
 }
+
+// GstBaseTransform::transform_ip for the in-place GstVideoFilter elements (cffclassify, cffdenoise): a
+// buffer without a GstVideoMeta that is shorter than its caps' frame is passed on untouched with a
+// warning naming both sizes (GstVideoFilter's own would say only "invalid video buffer received");
+// every other buffer goes on to GstVideoFilter's transform_ip.
+GstFlowReturn transform_ip_checked(GstBaseTransform *trans, GstBuffer *buffer);
 
 // A copy taken under the object lock, for start().
 ModelSettings snapshot(GObject *object, const ModelSettings &settings);

@@ -253,13 +253,19 @@ GstVideoFormat native_format(int channels) {
 PixelView pixel_view(const GstVideoFrame &frame) { return make_view<const uint8_t>(frame); }
 MutablePixelView mutable_pixel_view(GstVideoFrame &frame) { return make_view<uint8_t>(frame); }
 
-Region clamp_region(const Region &region, int width, int height) {
-  // 64-bit arithmetic: a fuzzer (or an upstream meta) may hand in any int.
-  const int64_t x0 = std::clamp<int64_t>(region.x, 0, width);
-  const int64_t y0 = std::clamp<int64_t>(region.y, 0, height);
-  const int64_t x1 = std::clamp<int64_t>(static_cast<int64_t>(region.x) + std::max(0, region.width), 0, width);
-  const int64_t y1 = std::clamp<int64_t>(static_cast<int64_t>(region.y) + std::max(0, region.height), 0, height);
+Region clamp_region(int64_t x, int64_t y, int64_t region_width, int64_t region_height, int width, int height) {
+  // Inputs up to 2^32 in magnitude (an upstream meta's guint fields): the sums below cannot overflow.
+  const auto bound = [](int64_t v) { return std::clamp<int64_t>(v, -(int64_t{1} << 40), int64_t{1} << 40); };
+  x = bound(x), y = bound(y), region_width = bound(region_width), region_height = bound(region_height);
+  const int64_t x0 = std::clamp<int64_t>(x, 0, width);
+  const int64_t y0 = std::clamp<int64_t>(y, 0, height);
+  const int64_t x1 = std::clamp<int64_t>(x + std::max<int64_t>(0, region_width), 0, width);
+  const int64_t y1 = std::clamp<int64_t>(y + std::max<int64_t>(0, region_height), 0, height);
   return Region{static_cast<int>(x0), static_cast<int>(y0), static_cast<int>(x1 - x0), static_cast<int>(y1 - y0)};
+}
+
+Region clamp_region(const Region &region, int width, int height) {
+  return clamp_region(region.x, region.y, region.width, region.height, width, height);
 }
 
 void convert_region(const PixelView &view, const Region &region, const InputLayout &layout, float *out) {

@@ -89,7 +89,9 @@ PixelView pixel_view(const GstVideoFrame &frame);
 // The same for a frame mapped with GST_MAP_WRITE.
 MutablePixelView mutable_pixel_view(GstVideoFrame &frame);
 
-// The part of `region` that lies inside a width x height frame (possibly empty).
+// The part of a rectangle that lies inside a width x height frame (possibly empty). 64-bit, so an upstream
+// GstVideoRegionOfInterestMeta (unsigned sizes up to 2^32 - 1) is clamped, never wrapped.
+Region clamp_region(int64_t x, int64_t y, int64_t region_width, int64_t region_height, int width, int height);
 Region clamp_region(const Region &region, int width, int height);
 
 // Writes layout.channels * layout.height * layout.width floats to `out`.

@@ -88,7 +88,7 @@ GType roi_mode_get_type() {
   static GType type = 0;
   static const GEnumValue values[] = {
       {ROI_FRAME, "Classify the whole frame", "frame"},
-      {ROI_UPSTREAM, "Classify each region of interest attached upstream (one batch per frame)", "upstream"},
+      {ROI_UPSTREAM, "Classify each region of interest attached upstream (batched, at most 64 regions per call)", "upstream"},
       {0, nullptr, nullptr},
   };
   if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstCffClassifyRoi", values));
@@ -115,8 +115,12 @@ struct Private {
   int score_index = 0;       // the active score in ModelInfo::ood_scores
   guint64 frame_count = 0;
   std::vector<cff::Classification> last_results;
-  std::vector<float> input;
+  std::vector<float> input;  // model inputs of one batch of targets
+  bool warned_outside = false;  // a region outside the frame was reported (once per start)
 };
+
+// The most regions of one frame classified in one call (the rest follow in further calls).
+constexpr size_t kMaxBatch = 64;
 
 struct Target {
   cff::gst::Region region;
@@ -215,10 +219,11 @@ gboolean start(GstBaseTransform *trans) {
     }
     p.layout = cff::gst::InputLayout{info.channels, info.height, info.width, info.mean, info.std};
     p.frame_count = 0;
+    p.warned_outside = false;
     p.last_results.clear();
     const auto &active = active_score(p);
     GST_INFO_OBJECT(self, "model %s: %dx%dx%d, %d classes, on %s, OOD score %s, threshold %s%g", path.c_str(),
-                    info.channels, info.height, info.width, info.num_classes, info.device.c_str(), active.name.c_str(),
+                    info.channels, info.height, info.width, info.num_classes, p.engine->describe_device().c_str(), active.name.c_str(),
                     active.calibrated ? "" : "(uncalibrated) ", active.threshold);
     return TRUE;
   } catch (const std::exception &e) {
@@ -280,11 +285,16 @@ GstFlowReturn transform_frame_ip(GstVideoFilter *filter, GstVideoFrame *frame) {
       while ((meta = gst_buffer_iterate_meta_filtered(buffer, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
         auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta);
         if (gst_video_region_of_interest_meta_get_param(roi, kParamName)) continue;  // already classified
-        const auto region = cff::gst::clamp_region(
-            cff::gst::Region{static_cast<int>(roi->x), static_cast<int>(roi->y), static_cast<int>(roi->w),
-                             static_cast<int>(roi->h)},
-            width, height);
-        if (region.width > 0 && region.height > 0) targets.push_back({region, roi});
+        const auto region = cff::gst::clamp_region(roi->x, roi->y, roi->w, roi->h, width, height);
+        if (region.width > 0 && region.height > 0) {
+          targets.push_back({region, roi});
+        } else if (!p.warned_outside) {
+          GST_ELEMENT_WARNING(self, STREAM, FORMAT,
+                              ("Region of interest %d (%u,%u %ux%u) lies outside the %dx%d frame: it gets no result",
+                               roi->id, roi->x, roi->y, roi->w, roi->h, width, height),
+                              ("said once per start; later regions outside the frame are skipped the same way"));
+          p.warned_outside = true;
+        }
       }
     }
     if (targets.empty()) return GST_FLOW_OK;
@@ -294,14 +304,21 @@ GstFlowReturn transform_frame_ip(GstVideoFilter *filter, GstVideoFrame *frame) {
     const bool run = p.frame_count % interval == 0 || p.last_results.size() != targets.size();
     ++p.frame_count;
     if (run) {
+      // Regions go in batches of at most kMaxBatch images, so memory and the time of one call stay bounded
+      // however many regions a frame carries.
       const auto view = cff::gst::pixel_view(*frame);
       const size_t per_image = static_cast<size_t>(p.layout.channels) * p.layout.height * p.layout.width;
-      p.input.resize(per_image * targets.size());
-      for (size_t i = 0; i < targets.size(); ++i) {
-        cff::gst::convert_region(view, targets[i].region, p.layout, p.input.data() + i * per_image);
+      p.last_results.clear();
+      for (size_t first = 0; first < targets.size(); first += kMaxBatch) {
+        const size_t count = std::min(kMaxBatch, targets.size() - first);
+        p.input.resize(per_image * count);
+        for (size_t i = 0; i < count; ++i) {
+          cff::gst::convert_region(view, targets[first + i].region, p.layout, p.input.data() + i * per_image);
+        }
+        auto results = p.engine->classify(p.input.data(), static_cast<int>(count), p.top_k.load(), p.score_index);
+        p.last_results.insert(p.last_results.end(), std::make_move_iterator(results.begin()),
+                              std::make_move_iterator(results.end()));
       }
-      p.last_results =
-          p.engine->classify(p.input.data(), static_cast<int>(targets.size()), p.top_k.load(), p.score_index);
     }
 
     const double threshold = effective_threshold(p);
@@ -466,6 +483,7 @@ static void gst_cff_classify_class_init(GstCffClassifyClass *klass) {
   // Results are metas, so buffers must be writable: in place, never passthrough.
   trans_class->passthrough_on_same_caps = FALSE;
   trans_class->transform_ip_on_passthrough = FALSE;
+  trans_class->transform_ip = cff::gst::transform_ip_checked;
   filter_class->transform_frame_ip = transform_frame_ip;
 }
 

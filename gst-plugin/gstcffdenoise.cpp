@@ -72,7 +72,7 @@ gboolean start(GstBaseTransform *trans) {
     if (!p.engine) return FALSE;
     const auto &info = p.engine->info();
     GST_INFO_OBJECT(self, "model %s: %dx%dx%d on %s", path.c_str(), info.channels, info.height, info.width,
-                    info.device.c_str());
+                    p.engine->describe_device().c_str());
     return TRUE;
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("%s", e.what()), (nullptr));
@@ -273,6 +273,7 @@ static void gst_cff_denoise_class_init(GstCffDenoiseClass *klass) {
   trans_class->transform_caps = transform_caps;
   trans_class->passthrough_on_same_caps = FALSE;
   trans_class->transform_ip_on_passthrough = FALSE;
+  trans_class->transform_ip = cff::gst::transform_ip_checked;
   filter_class->set_info = set_info;
   filter_class->transform_frame_ip = transform_frame_ip;
 }

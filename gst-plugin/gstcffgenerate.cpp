@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <deque>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -134,6 +135,10 @@ struct Private {
   guint64 queue_version = 0;
   LabelChoice label;
   std::string label_text;
+  // The sampler settings last found valid for the model (t-start <= the model's T...), and the reason the
+  // current ones were refused (empty while they are valid), so a refusal is warned about once.
+  cff::SamplerSettings sampling;
+  std::string sampling_refused;
 };
 
 }  // namespace
@@ -197,12 +202,24 @@ gboolean start(GstBaseSrc *src) {
       return FALSE;
     }
     p.label_text = s.label;
+    try {
+      s.sampling.validate(info.max_time);
+    } catch (const std::invalid_argument &e) {
+      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                        ("Sampler settings do not fit model '%s': %s", path.c_str(), e.what()),
+                        ("t-start may not exceed the T of the model's noise schedule"));
+      p.engine.reset();
+      p.guide.reset();
+      return FALSE;
+    }
+    p.sampling = s.sampling;
+    p.sampling_refused.clear();
     p.frames = 0;
     p.next_sample = 0;
     p.queue.clear();
     p.have_info = false;
     GST_INFO_OBJECT(self, "model %s: %dx%dx%d, %d classes, on %s", path.c_str(), info.channels, info.height,
-                    info.width, info.num_classes, info.device.c_str());
+                    info.width, info.num_classes, p.engine->describe_device().c_str());
     return TRUE;
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("%s", e.what()), (nullptr));
@@ -302,6 +319,20 @@ void generate_batch(GstCffGenerate *self, const Settings &s) {
     }
     p.label_text = s.label;
   }
+  // A change while PLAYING that does not fit the model is treated like an unknown label: warned about once,
+  // and the last valid settings stay.
+  try {
+    s.sampling.validate(info.max_time);
+    p.sampling = s.sampling;
+    p.sampling_refused.clear();
+  } catch (const std::invalid_argument &e) {
+    if (p.sampling_refused != e.what()) {
+      GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                          ("Sampler settings do not fit the model (%s); keeping the previous ones", e.what()),
+                          (nullptr));
+      p.sampling_refused = e.what();
+    }
+  }
   const int n = static_cast<int>(std::max(1u, s.batch));
   std::vector<int> labels(static_cast<size_t>(n));
   std::vector<uint64_t> seeds(static_cast<size_t>(n));
@@ -312,7 +343,7 @@ void generate_batch(GstCffGenerate *self, const Settings &s) {
     seeds[static_cast<size_t>(i)] = cff::derive_seed(s.seed, sample);
   }
   cff::Engine::GenerateOptions options;
-  static_cast<cff::SamplerSettings &>(options) = s.sampling;
+  static_cast<cff::SamplerSettings &>(options) = p.sampling;
   options.guide = p.guide;
   options.trajectory = s.trajectory;
   auto generated = engine.generate(labels, seeds, options);
@@ -333,10 +364,10 @@ void generate_batch(GstCffGenerate *self, const Settings &s) {
       f.sample = p.next_sample + static_cast<guint64>(i);
       f.seed = seeds[static_cast<size_t>(i)];
       f.class_id = labels[static_cast<size_t>(i)];
-      f.steps = static_cast<int>(s.sampling.steps);
-      f.step = s.trajectory ? step : static_cast<int>(s.sampling.steps) - 1;
-      f.sampler = s.sampling.sampler;
-      f.guidance = s.sampling.guidance;
+      f.steps = static_cast<int>(p.sampling.steps);
+      f.step = s.trajectory ? step : static_cast<int>(p.sampling.steps) - 1;
+      f.sampler = p.sampling.sampler;
+      f.guidance = p.sampling.guidance;
       f.reading = readings[index];
       if (f.class_id >= 0) {
         for (const auto &entry : f.reading.top_k) {
@@ -586,7 +617,8 @@ static void gst_cff_generate_class_init(GstCffGenerateClass *klass) {
       gobject_class, PROP_T_START,
       g_param_spec_double("t-start", "Start time",
                           "Centripetal sampler: the noise is taken as x_t at this time of the model's schedule "
-                          "(at most its T, usually 1000)",
+                          "(at most its T, usually 1000: a larger value fails the start; set while playing, it is warned about "
+                          "and the previous value stays)",
                           0.001, 1e6, kSamplerDefaults.t_start, cff::gst::kMutablePlaying));
   g_object_class_install_property(
       gobject_class, PROP_SPACING_POWER,

@@ -93,6 +93,18 @@ void trim_metrics(const std::string &path, int64_t epochs) {
   if (changed) files::write_atomically(path, kept);
 }
 
+// The metrics line of `epoch`, or null if the file has none.
+nlohmann::json metrics_line(const std::string &path, int64_t epoch) {
+  std::ifstream in(path);
+  std::string line;
+  nlohmann::json found;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded() && j.is_object() && j.value("epoch", int64_t{-1}) == epoch) found = std::move(j);
+  }
+  return found;
+}
+
 struct State {
   Classifier net{nullptr}, ema{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer;
@@ -100,6 +112,20 @@ struct State {
   int64_t noised_from = -1;   // the step at which the noised terms joined (-1: not yet)
   double running_accuracy = 0; // exponential average of the batches' training accuracy (decay 0.9; read bias-corrected)
 };
+
+// A step whose loss was finite can still leave NaN or Inf weights (an overflowing gradient): such weights
+// never reach a checkpoint or an export, so the last good checkpoint stays the one a resume starts from.
+void check_weights_finite(State &s, const std::string &when) {
+  torch::NoGradGuard no_grad;
+  for (auto *net : {&s.net, &s.ema}) {
+    for (const auto &p : (*net)->named_parameters()) {
+      if (!torch::isfinite(p.value()).all().item<bool>()) {
+        throw std::runtime_error("training diverged: weight '" + p.key() + "' is not finite after " + when +
+                                 " (try a lower --lr); the last checkpoint is kept");
+      }
+    }
+  }
+}
 
 void save_checkpoint(const std::string &path, State &s, const nlohmann::json &options_json) {
   torch::serialize::OutputArchive archive;
@@ -123,6 +149,23 @@ void save_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   const auto crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef *>(content.data()), content.size()));
   content.append(reinterpret_cast<const char *>(&crc), sizeof(crc));
   files::write_atomically(path, content);
+}
+
+// "key: X in the checkpoint, Y now" for each top-level option that differs, joined by "; ".
+std::string option_differences(const nlohmann::json &checkpoint, const nlohmann::json &now) {
+  std::string out;
+  auto say = [&](const std::string &key) {
+    const auto value = [&](const nlohmann::json &j) { return j.contains(key) ? j.at(key).dump() : std::string("unset"); };
+    if (!out.empty()) out += "; ";
+    out += key + ": " + value(checkpoint) + " in the checkpoint, " + value(now) + " now";
+  };
+  for (const auto &item : checkpoint.items()) {
+    if (!now.contains(item.key()) || now.at(item.key()) != item.value()) say(item.key());
+  }
+  for (const auto &item : now.items()) {
+    if (!checkpoint.contains(item.key())) say(item.key());
+  }
+  return out;
 }
 
 void load_checkpoint(const std::string &path, State &s, const nlohmann::json &options_json) {
@@ -163,7 +206,10 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
     a.erase(volatile_key);
     b.erase(volatile_key);
   }
-  if (a != b) throw std::runtime_error(path + ": checkpoint was made with different options (" + a.dump() + ")");
+  if (a != b) {
+    throw std::runtime_error(path + ": checkpoint was made with different options: " + option_differences(a, b) +
+                             " (resume with the checkpoint's options, or start a new run)");
+  }
   s.net->load(model);
   s.ema->load(ema);
   s.optimizer->load(optim);
@@ -691,6 +737,7 @@ nlohmann::json train(const TrainOptions &options) {
     // The metrics line first, then the checkpoint: a run killed between the two resumes from the previous
     // checkpoint, trains the epoch again and drops its line (trim_metrics), so no epoch is lost or doubled.
     append_line(run.metrics_path, m);
+    check_weights_finite(run.s, "epoch " + std::to_string(run.s.epoch));
     save_checkpoint(run.checkpoint, run.s, run.options_json);
     print_epoch(run, m, sum);
     last_metrics = m;
@@ -701,9 +748,13 @@ nlohmann::json train(const TrainOptions &options) {
     }
   }
   if (last_metrics.is_null()) {
-    // Resumed a finished run: evaluate again so the export carries its figures.
-    auto test_logits = cff::data::batched_logits(run.f_ema, run.test_x, run.device);
-    last_metrics = {{"epoch", run.s.epoch}, {"test_accuracy", cff::data::accuracy(test_logits, run.test_y)}};
+    // Resumed a finished run (killed after its last checkpoint, before or during the export): the export
+    // carries the last epoch's metrics line, as the uninterrupted run's does.
+    last_metrics = metrics_line(run.metrics_path, run.s.epoch);
+    if (last_metrics.is_null()) {
+      auto test_logits = cff::data::batched_logits(run.f_ema, run.test_x, run.device);
+      last_metrics = {{"epoch", run.s.epoch}, {"test_accuracy", cff::data::accuracy(test_logits, run.test_y)}};
+    }
   }
   export_model(run, last_metrics);
   return last_metrics;

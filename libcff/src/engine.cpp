@@ -73,6 +73,8 @@ Engine::~Engine() = default;
 
 const ModelInfo &Engine::info() const { return impl_->info; }
 
+std::string Engine::describe_device() const { return cff::describe_device(impl_->model.device); }
+
 std::shared_ptr<Engine> Engine::acquire(const std::string &model_path, const std::string &device_spec, int threads) {
   if (model_path.empty()) throw std::runtime_error("no model file given");
   c10::Device device(c10::kCPU);
@@ -105,7 +107,7 @@ std::shared_ptr<Engine> Engine::acquire(const std::string &model_path, const std
   const auto &meta = impl->model.metadata;
   auto &info = impl->info;
   info.path = model_path;
-  info.device = describe_device(device);
+  info.device = device.str();
   info.channels = static_cast<int>(meta.network.channels);
   info.height = static_cast<int>(meta.network.height);
   info.width = static_cast<int>(meta.network.width);
@@ -113,6 +115,7 @@ std::shared_ptr<Engine> Engine::acquire(const std::string &model_path, const std
   info.labels = meta.labels;
   info.mean = meta.normalization.mean;
   info.std = meta.normalization.std;
+  info.max_time = static_cast<double>(meta.schedule.max_time());
   for (const auto &name : meta.ood.available()) {
     const auto threshold = meta.ood.threshold(name);
     info.ood_scores.push_back({name, threshold.value_or(0.0), threshold.has_value()});

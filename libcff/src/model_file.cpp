@@ -172,33 +172,73 @@ ParsedFile parse_file(const std::string &bytes, const std::string &source) {
   return parsed;
 }
 
+// One entry of the tensor block: its name, shape and float data (pointing into the block).
+struct TensorEntry {
+  std::string name;
+  std::vector<int64_t> dims;
+  const char *data = nullptr;
+  bool ood() const { return name.rfind("ood/", 0) == 0; }
+};
+
+// Walks the tensor block, checking each entry's framing, and calls `visit` on each.
+template <typename Visit>
+void for_each_tensor(const std::string &block, const std::string &source, Visit visit) {
+  Reader r(block, 0, block.size(), source);
+  while (!r.done()) {
+    TensorEntry entry;
+    const auto name_size = r.get<uint32_t>("tensor name length");
+    if (name_size == 0 || name_size > 4096) throw ModelFileError(source + ": bad tensor name length");
+    entry.name = r.get_bytes(name_size, "tensor name");
+    const auto rank = r.get<uint32_t>("tensor rank");
+    if (rank > 8) throw ModelFileError(source + ": tensor '" + entry.name + "' has rank " + std::to_string(rank));
+    entry.dims.resize(rank);
+    uint64_t count = 1;
+    for (auto &d : entry.dims) {
+      d = r.get<int64_t>("tensor shape");
+      if (d < 0 || d > (int64_t{1} << 32)) {
+        throw ModelFileError(source + ": tensor '" + entry.name + "' has a bad dimension");
+      }
+      count *= static_cast<uint64_t>(d);
+      if (count > (uint64_t{1} << 34)) throw ModelFileError(source + ": tensor '" + entry.name + "' is too large");
+    }
+    entry.data = r.take(count * sizeof(float), "tensor data");
+    visit(entry);
+  }
+}
+
+// Checks the network the metadata declares against the tensor table before anything is built: the table
+// must hold exactly as many network weights as that architecture has (names and shapes are checked one by
+// one when they are read). So a metadata edit cannot make loading allocate more than the file holds.
+void check_declared_network(const NetworkConfig &network, const std::string &block, const std::string &source) {
+  uint64_t stored = 0;
+  for_each_tensor(block, source, [&](const TensorEntry &entry) {
+    if (entry.ood()) return;
+    uint64_t count = 1;
+    for (auto d : entry.dims) count *= static_cast<uint64_t>(d);
+    stored += count;
+  });
+  const auto declared = static_cast<uint64_t>(network.parameter_count());
+  if (stored != declared) {
+    throw ModelFileError(source + ": the metadata declares a network of " + std::to_string(declared) +
+                         " weights but the file holds " + std::to_string(stored));
+  }
+}
+
 // Reads the network's tensors into `network` and returns the OOD detector's ("ood/..." names).
 std::map<std::string, torch::Tensor> load_tensors(Classifier &network, const std::string &block,
                                                   const std::string &source) {
   auto state = named_state(network);
   std::map<std::string, torch::Tensor> ood;
   std::map<std::string, bool> seen;
-  Reader r(block, 0, block.size(), source);
   torch::NoGradGuard no_grad;
-  while (!r.done()) {
-    const auto name_size = r.get<uint32_t>("tensor name length");
-    if (name_size == 0 || name_size > 4096) throw ModelFileError(source + ": bad tensor name length");
-    const std::string name = r.get_bytes(name_size, "tensor name");
-    const auto rank = r.get<uint32_t>("tensor rank");
-    if (rank > 8) throw ModelFileError(source + ": tensor '" + name + "' has rank " + std::to_string(rank));
-    std::vector<int64_t> dims(rank);
-    uint64_t count = 1;
-    for (auto &d : dims) {
-      d = r.get<int64_t>("tensor shape");
-      if (d < 0 || d > (int64_t{1} << 32)) throw ModelFileError(source + ": tensor '" + name + "' has a bad dimension");
-      count *= static_cast<uint64_t>(d);
-      if (count > (uint64_t{1} << 34)) throw ModelFileError(source + ": tensor '" + name + "' is too large");
-    }
-    const char *data = r.take(count * sizeof(float), "tensor data");
-    if (name.rfind("ood/", 0) == 0) {
+  for_each_tensor(block, source, [&](const TensorEntry &entry) {
+    const std::string &name = entry.name;
+    const auto &dims = entry.dims;
+    auto *data = const_cast<char *>(entry.data);
+    if (entry.ood()) {
       if (ood.count(name)) throw ModelFileError(source + ": tensor '" + name + "' appears twice");
-      ood[name] = torch::from_blob(const_cast<char *>(data), dims, torch::kFloat32).clone();
-      continue;
+      ood[name] = torch::from_blob(data, dims, torch::kFloat32).clone();
+      return;
     }
     auto it = state.find(name);
     if (it == state.end()) {
@@ -210,12 +250,12 @@ std::map<std::string, torch::Tensor> load_tensors(Classifier &network, const std
     }
     if (seen[name]) throw ModelFileError(source + ": tensor '" + name + "' appears twice");
     seen[name] = true;
-    auto values = torch::from_blob(const_cast<char *>(data), dims, torch::kFloat32).clone();
+    auto values = torch::from_blob(data, dims, torch::kFloat32).clone();
     if (!torch::isfinite(values).all().item<bool>()) {
       throw ModelFileError(source + ": tensor '" + name + "' holds NaN or Inf values");
     }
     it->second.copy_(values);
-  }
+  });
   for (const auto &item : state) {
     if (!seen[item.first]) throw ModelFileError(source + ": tensor '" + item.first + "' is missing");
   }
@@ -312,6 +352,7 @@ Model load_model_from_bytes(const std::string &bytes, const std::string &source,
   auto parsed = parse_file(bytes, source);
   Model model;
   model.metadata = ModelMetadata::from_json(parsed.metadata, source);
+  check_declared_network(model.metadata.network, parsed.tensor_block, source);
   model.network = Classifier(model.metadata.network);
   const auto ood = load_tensors(model.network, parsed.tensor_block, source);
   try {

@@ -79,7 +79,9 @@ void NetworkConfig::validate() const {
     if (!ok) throw std::invalid_argument("network config: " + what);
   };
   check(channels >= 1 && channels <= 64, "channels must be in 1..64, got " + std::to_string(channels));
-  check(height >= 1 && height <= 4096 && width >= 1 && width <= 4096, "height and width must be in 1..4096");
+  check(height >= 1 && height <= kMaxSide && width >= 1 && width <= kMaxSide,
+        "height and width must be in 1.." + std::to_string(kMaxSide) + ", got " + std::to_string(height) + "x" +
+            std::to_string(width));
   check(num_classes >= 1 && num_classes <= 100000, "num_classes must be in 1..100000");
   check(!widths.empty() && widths.size() <= 8, "widths must have 1..8 stages");
   for (auto w : widths) check(w >= 1 && w <= 4096, "every width must be in 1..4096");
@@ -87,6 +89,45 @@ void NetworkConfig::validate() const {
   check(groups >= 1, "groups must be >= 1");
   check(activation == "silu" || activation == "gelu" || activation == "softplus",
         "activation must be silu, gelu or softplus, got '" + activation + "'");
+  // The field caps above bound every product below well inside int64.
+  const int64_t parameters = parameter_count(), activations = largest_activation();
+  check(parameters <= kMaxParameters, "the network would have " + std::to_string(parameters) +
+                                          " weights, more than a cff network may have (" +
+                                          std::to_string(kMaxParameters) + ")");
+  check(activations <= kMaxActivations, "one image's largest feature map would hold " + std::to_string(activations) +
+                                            " values, more than a cff network may have (" +
+                                            std::to_string(kMaxActivations) + "): reduce the input size or widths");
+}
+
+// Mirrors the constructors below: ClassifierImpl and ResidualBlockImpl (the test
+// Network.ParameterCountIsComputedWithoutBuildingTheNetwork holds the two together).
+int64_t NetworkConfig::parameter_count() const {
+  const auto conv = [](int64_t in, int64_t out, int64_t k, bool bias) { return in * out * k * k + (bias ? out : 0); };
+  const auto norm = [](int64_t c) { return 2 * c; };
+  int64_t n = conv(channels, widths[0], 3, true);
+  int64_t in = widths[0];
+  for (size_t stage = 0; stage < widths.size(); ++stage) {
+    const int64_t out = widths[stage];
+    for (int64_t b = 0; b < blocks_per_stage; ++b) {
+      const bool strided = stage > 0 && b == 0;
+      n += norm(in) + conv(in, out, 3, false) + norm(out) + conv(out, out, 3, true);
+      if (strided || in != out) n += conv(in, out, 1, false);
+      in = out;
+    }
+  }
+  return n + norm(in) + in * num_classes + num_classes;
+}
+
+int64_t NetworkConfig::largest_activation() const {
+  int64_t largest = 0, h = height, w = width;
+  for (size_t stage = 0; stage < widths.size(); ++stage) {
+    if (stage > 0) {  // a stride-2 convolution with padding 1: ceil(side / 2)
+      h = (h + 1) / 2;
+      w = (w + 1) / 2;
+    }
+    largest = std::max(largest, widths[stage] * h * w);
+  }
+  return std::max(largest, channels * height * width);
 }
 
 ResidualBlockImpl::ResidualBlockImpl(int64_t in_channels, int64_t out_channels, int64_t stride, int64_t groups,

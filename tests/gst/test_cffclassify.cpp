@@ -4,6 +4,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <tuple>
 
 #include <gst/app/gstappsink.h>
 #include <gst/check/gstharness.h>
@@ -496,6 +497,110 @@ TEST(CffClassify, UpstreamRegionsAreClassifiedInOneBatch) {
   EXPECT_NEAR(double_field(found[0], "energy"), m.samples[a].reference_energy, 1e-2);
   EXPECT_NEAR(double_field(found[1], "energy"), m.samples[b].reference_energy, 1e-2);
   gst_buffer_unref(out);
+}
+
+// More regions than one batch holds, and regions with sizes of 2^31 and more (clamped to the frame):
+// every region inside the frame gets its own result; one outside gets none and one warning says so.
+TEST(CffClassify, ManyAndHugeUpstreamRegionsAllGetResults) {
+  const auto &m = test_model();
+  Harness h("roi=upstream");
+  h.caps(GST_VIDEO_FORMAT_RGBx, 2 * kSide, kSide);
+  const size_t a = 1, b = sample_with_other_class(1);
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_RGBx, 2 * kSide, kSide);
+  GstBuffer *in = gst_buffer_new_allocate(nullptr, info.size, nullptr);
+  GstVideoFrame frame;
+  gst_video_frame_map(&frame, &info, in, GST_MAP_WRITE);
+  paint(frame, m.samples[a].pixels, kSide, kSide, 0, 0, kSide, kSide);
+  paint(frame, m.samples[b].pixels, kSide, kSide, kSide, 0, kSide, kSide);
+  gst_video_frame_unmap(&frame);
+  const int regions = 150;  // three batches
+  for (int i = 0; i < regions; ++i) {
+    if (i % 2 == 0) {
+      gst_buffer_add_video_region_of_interest_meta(in, "object", 0, 0, kSide, kSide);
+    } else {
+      gst_buffer_add_video_region_of_interest_meta(in, "object", kSide, 0, 2147483648u + i, 4294967295u);
+    }
+  }
+  gst_buffer_add_video_region_of_interest_meta(in, "object", 500, 500, 10, 10);  // outside
+  GstBuffer *out = h.run(in);
+  auto found = classifications(out);
+  ASSERT_EQ(found.size(), static_cast<size_t>(regions));
+  for (int i = 0; i < regions; ++i) {
+    const auto &sample = m.samples[i % 2 == 0 ? a : b];
+    EXPECT_EQ(int_field(found[i], "class-id"), sample.reference_class) << i;
+    EXPECT_NEAR(double_field(found[i], "energy"), sample.reference_energy, 1e-2) << i;
+  }
+  gst_buffer_unref(out);
+  int warnings = 0;
+  while (GstMessage *msg = gst_bus_pop_filtered(h.bus, GST_MESSAGE_WARNING)) {
+    GError *error = nullptr;
+    gst_message_parse_warning(msg, &error, nullptr);
+    EXPECT_NE(std::string(error->message).find("lies outside the 56x28 frame"), std::string::npos) << error->message;
+    ++warnings;
+    g_error_free(error);
+    gst_message_unref(msg);
+  }
+  EXPECT_EQ(warnings, 1);
+}
+
+TEST(CffClassify, ShortBufferIsPassedOnWithAWarningNamingTheSizes_n) {
+  const auto &m = test_model();
+  Harness h;
+  h.caps(GST_VIDEO_FORMAT_GRAY8, kSide, kSide);
+  GstBuffer *out = h.run(gst_buffer_new_allocate(nullptr, 100, nullptr));
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(gst_buffer_get_size(out), 100u);
+  EXPECT_TRUE(classifications(out).empty());
+  gst_buffer_unref(out);
+  GstMessage *msg = gst_bus_pop_filtered(h.bus, GST_MESSAGE_WARNING);
+  ASSERT_NE(msg, nullptr);
+  GError *error = nullptr;
+  gst_message_parse_warning(msg, &error, nullptr);
+  EXPECT_STREQ(error->message, "Buffer of 100 bytes is shorter than a 28x28 GRAY8 frame (784 bytes): passed on without a result");
+  g_error_free(error);
+  gst_message_unref(msg);
+  // The stream goes on: the next full frame is classified.
+  out = h.run(make_frame(GST_VIDEO_FORMAT_GRAY8, kSide, kSide, m.samples[0].pixels));
+  auto found = classifications(out);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(int_field(found[0], "class-id"), m.samples[0].reference_class);
+  gst_buffer_unref(out);
+}
+
+// Frames at the edges (issue 19): 1x1, 8192x8192, all black, all white, no timestamps. Each gets a defined
+// result: a constant frame of any size and format is read as the constant 28x28 frame (area averaging of a
+// constant is that constant), the huge frame included.
+TEST(CffClassify, ExtremeFramesGetDefinedResults) {
+  for (const uint8_t value : {uint8_t{0}, uint8_t{255}}) {
+    const std::vector<uint8_t> constant(static_cast<size_t>(kSide * kSide), value);
+    double reference = 0.0;
+    int reference_class = -1;
+    for (auto [format, width, height] : {std::tuple{GST_VIDEO_FORMAT_GRAY8, kSide, kSide},
+                                          std::tuple{GST_VIDEO_FORMAT_GRAY8, 1, 1}, std::tuple{GST_VIDEO_FORMAT_RGB, 1, 1},
+                                          std::tuple{GST_VIDEO_FORMAT_I420, 1, 1}, std::tuple{GST_VIDEO_FORMAT_NV12, 3, 1},
+                                          std::tuple{GST_VIDEO_FORMAT_GRAY8, 8192, 8192},
+                                          std::tuple{GST_VIDEO_FORMAT_I420, 8192, 8192}}) {
+      Harness h;
+      h.caps(format, width, height);
+      GstBuffer *out = h.run(make_frame(format, width, height, constant, GST_CLOCK_TIME_NONE));
+      ASSERT_NE(out, nullptr);
+      auto found = classifications(out);
+      ASSERT_EQ(found.size(), 1u) << gst_video_format_to_string(format) << " " << width << "x" << height;
+      const double energy = double_field(found[0], "energy");
+      EXPECT_TRUE(std::isfinite(energy));
+      if (reference_class < 0) {
+        reference = energy;
+        reference_class = int_field(found[0], "class-id");
+      }
+      const bool yuv = format == GST_VIDEO_FORMAT_I420 || format == GST_VIDEO_FORMAT_NV12;
+      // Limited-range luma of 0 and 255 clips back to 0 and 255; the rest is rounding.
+      EXPECT_NEAR(energy, reference, yuv ? 1e-2 : 1e-3) << gst_video_format_to_string(format) << " " << width << "x" << height;
+      EXPECT_EQ(int_field(found[0], "class-id"), reference_class);
+      EXPECT_FALSE(GST_BUFFER_PTS_IS_VALID(out));
+      gst_buffer_unref(out);
+    }
+  }
 }
 
 TEST(CffClassify, OverlayDrawsOnlyWhenAsked) {

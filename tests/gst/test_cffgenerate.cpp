@@ -441,6 +441,62 @@ TEST(CffGenerate, UnknownLabel_n) {
   EXPECT_NE(out_of_range.error.find("10"), std::string::npos) << out_of_range.error;
 }
 
+// The warnings on the pipeline's bus so far, their debug texts joined.
+std::vector<std::string> take_warnings(GstElement *pipeline) {
+  std::vector<std::string> warnings;
+  GstBus *bus = gst_element_get_bus(pipeline);
+  while (GstMessage *msg = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING)) {
+    GError *error = nullptr;
+    gchar *debug = nullptr;
+    gst_message_parse_warning(msg, &error, &debug);
+    warnings.push_back(std::string(error->message) + " | " + (debug ? debug : ""));
+    g_error_free(error);
+    g_free(debug);
+    gst_message_unref(msg);
+  }
+  gst_object_unref(bus);
+  return warnings;
+}
+
+// t-start beyond the model's T and an unknown label are treated alike: refused at start; set while
+// playing, warned about once each while the frames go on with the previous values.
+TEST(CffGenerate, SettingsThatDoNotFitTheModelAreRefusedAtStartAndWarnedAboutWhilePlaying_n) {
+  auto refused = run_generate("num-buffers=1 t-start=5000");
+  EXPECT_TRUE(refused.frames.empty());
+  EXPECT_NE(refused.error.find("t_start must be in (0, 1000]"), std::string::npos) << refused.error;
+
+  cff_gst_test::ensure_gst();
+  const std::string text = "cffgenerate name=gen device=cpu threads=1 steps=2 label=1 model=\"" + test_model().path +
+                           "\" ! appsink name=sink sync=false max-buffers=1";
+  GstElement *pipeline = gst_parse_launch(text.c_str(), nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  GstElement *gen = gst_bin_get_by_name(GST_BIN(pipeline), "gen");
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GenerateRun run;
+  pull(pipeline, sink, run, 2);
+  g_object_set(gen, "t-start", 5000.0, "label", "Nope", nullptr);
+  pull(pipeline, sink, run, 8);
+  const auto warnings = take_warnings(pipeline);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  EXPECT_TRUE(run.error.empty()) << run.error;
+  ASSERT_EQ(run.frames.size(), 8u);
+  for (size_t i = 0; i < run.frames.size(); ++i) {
+    EXPECT_EQ(run.int_at(i, "class-id"), 1) << i;
+    EXPECT_EQ(run.int_at(i, "steps"), 2) << i;
+  }
+  int t_start = 0, label = 0;
+  for (const auto &w : warnings) {
+    t_start += w.find("t_start must be in (0, 1000]") != std::string::npos;
+    label += w.find("'Nope'") != std::string::npos;
+  }
+  EXPECT_EQ(t_start, 1) << testing::PrintToString(warnings);
+  EXPECT_EQ(label, 1) << testing::PrintToString(warnings);
+  gst_object_unref(gen);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+}
+
 TEST(CffGenerate, StateCyclingNullPlayingNull_n) {
   cff_gst_test::ensure_gst();
   const std::string text =

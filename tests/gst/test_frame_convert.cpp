@@ -351,6 +351,14 @@ TEST(FrameConvert, ClampRegion) {
   EXPECT_EQ(r.height, 7);
   EXPECT_EQ(clamp_region({20, 0, 5, 5}, 10, 10).width, 0);
   EXPECT_EQ(clamp_region({2147483000, 0, 2147483000, 5}, 10, 10).width, 0);
+  // An upstream meta's unsigned sizes of 2^31 and more are clamped to the frame, not wrapped to negatives.
+  const guint huge = 4294967295u;
+  r = clamp_region(guint{2}, guint{1}, huge, guint{2147483648u}, 10, 10);
+  EXPECT_EQ(r.x, 2);
+  EXPECT_EQ(r.y, 1);
+  EXPECT_EQ(r.width, 8);
+  EXPECT_EQ(r.height, 9);
+  EXPECT_EQ(clamp_region(int64_t{1} << 62, 0, 5, 5, 10, 10).width, 0);
 }
 
 TEST(FrameConvert, RandomSizesFormatsAndRegionsStayInRange) {

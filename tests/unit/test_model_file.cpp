@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/script.h>
+#include <zlib.h>
 
 #include "test_helpers.h"
 
@@ -32,6 +33,12 @@ class ModelFile : public ::testing::Test {
   std::string path(const std::string &name) const { return (dir_ / name).string(); }
   static void write(const std::string &p, const std::string &bytes) {
     std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  // The bytes with the header's checksum recomputed (for edits that must get past it).
+  static std::string with_checksum(std::string bytes) {
+    const auto crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef *>(bytes.data()) + 36, bytes.size() - 36));
+    std::memcpy(&bytes[32], &crc, sizeof(crc));
+    return bytes;
   }
   // Loads and returns the error message; fails the test if loading succeeds.
   static std::string load_error(const std::string &p) {
@@ -179,9 +186,66 @@ TEST_F(ModelFile, WeightsOfAnotherArchitecture) {
   auto other = meta_;
   other.network.widths = {8, 32};
   write(path("shape.cff"), serialize_model(net_, other));
-  auto message = load_error(path("shape.cff"));
+  expect_contains(load_error(path("shape.cff")), "the metadata declares a network of");
+  // As many weights as the declared architecture, in another shape: the head's matrix transposed.
+  auto bytes = serialize_model(net_, meta_);
+  const std::string name = "head.weight";
+  const auto at = bytes.find(name);
+  ASSERT_NE(at, std::string::npos);
+  int64_t dims[2];
+  std::memcpy(dims, &bytes[at + name.size() + 4], sizeof(dims));
+  std::swap(dims[0], dims[1]);
+  std::memcpy(&bytes[at + name.size() + 4], dims, sizeof(dims));
+  write(path("transposed.cff"), with_checksum(bytes));
+  const auto message = load_error(path("transposed.cff"));
   expect_contains(message, "has shape");
   expect_contains(message, "architecture expects");
+}
+
+// A metadata edit that declares a huge network is refused before anything is built (loading would
+// allocate tens of GB), and so is one that declares a network other than the weights in the file.
+TEST_F(ModelFile, DeclaredNetworkIsCheckedBeforeItIsBuilt) {
+  auto huge = meta_;
+  huge.network.widths = {4096, 4096, 4096, 4096};
+  huge.network.blocks_per_stage = 64;
+  write(path("huge.cff"), serialize_model(net_, huge));
+  expect_contains(load_error(path("huge.cff")), "weights, more than a cff network may have");
+  auto wide_input = meta_;
+  wide_input.network.height = wide_input.network.width = 1024;
+  wide_input.network.widths = {64};
+  write(path("input.cff"), serialize_model(net_, wide_input));
+  expect_contains(load_error(path("input.cff")), "largest feature map would hold 67108864 values");
+  auto big_input = meta_;
+  big_input.network.height = big_input.network.width = 4096;
+  write(path("side.cff"), serialize_model(net_, big_input));
+  expect_contains(load_error(path("side.cff")), "height and width must be in 1..1024, got 4096x4096");
+  auto deeper = meta_;
+  deeper.network.blocks_per_stage = 8;
+  write(path("deeper.cff"), serialize_model(net_, deeper));
+  expect_contains(load_error(path("deeper.cff")),
+                  "declares a network of " + std::to_string(deeper.network.parameter_count()) +
+                      " weights but the file holds " + std::to_string(net_->parameter_count()));
+}
+
+TEST(Network, ParameterCountIsComputedWithoutBuildingTheNetwork) {
+  for (const auto &widths : {std::vector<int64_t>{8}, std::vector<int64_t>{8, 16}, std::vector<int64_t>{16, 16, 32}}) {
+    for (int64_t blocks : {1, 2}) {
+      for (int64_t channels : {1, 3}) {
+        NetworkConfig c = cff_test::tiny_config(channels, 12, 10, 7);
+        c.widths = widths;
+        c.blocks_per_stage = blocks;
+        EXPECT_EQ(c.parameter_count(), Classifier(c)->parameter_count())
+            << widths.size() << " stages, " << blocks << " blocks, " << channels << " channels";
+        // Feature maps: the input, then each stage at ceil(side / 2^stage).
+        int64_t largest = channels * 12 * 10, h = 12, w = 10;
+        for (size_t s = 0; s < widths.size(); ++s) {
+          if (s > 0) h = (h + 1) / 2, w = (w + 1) / 2;
+          largest = std::max(largest, widths[s] * h * w);
+        }
+        EXPECT_EQ(c.largest_activation(), largest);
+      }
+    }
+  }
 }
 
 TEST_F(ModelFile, InconsistentMetadata) {

@@ -25,7 +25,7 @@ namespace cff {
 // What a caller needs to know about the model behind an engine.
 struct ModelInfo {
   std::string path;                 // the model file, as given to acquire
-  std::string device;               // e.g. "cpu (2 threads)"
+  std::string device;               // "cpu" or "cuda:N" (Engine::describe_device adds the thread count)
   int channels = 0;                 // C
   int height = 0;                   // H
   int width = 0;                    // W
@@ -33,6 +33,7 @@ struct ModelInfo {
   std::vector<std::string> labels;  // one name per class
   std::vector<double> mean;         // per channel: x = (p / 255 - mean) / std
   std::vector<double> std;
+  double max_time = 0.0;            // T of the model's noise schedule: samplers start at t_start <= T
   // The OOD scores classify computes (cff/ood.h: higher = more unusual), in Classification::scores order,
   // each with the threshold the trainer calibrated (keeps ood_keep_rate of held-out training images).
   struct OodScore {
@@ -93,6 +94,9 @@ class Engine {
   Engine &operator=(const Engine &) = delete;
 
   const ModelInfo &info() const;
+  // The device with, on the CPU, LibTorch's thread count now ("cpu (2 threads)"): a per-process setting
+  // that a later element may change, so it is read at each call.
+  std::string describe_device() const;
 
   // Classifies n images packed as n x C x H x W floats (row-major, the caller owns the buffer).
   // top_k is clamped to [1, K]. score_index (into ModelInfo::ood_scores) computes that OOD score only

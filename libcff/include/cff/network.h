@@ -35,8 +35,19 @@ struct NetworkConfig {
   nlohmann::json to_json() const;
   // Throws std::invalid_argument naming the field that is missing or out of range.
   static NetworkConfig from_json(const nlohmann::json &j);
-  // Throws std::invalid_argument if a field is out of range.
+  // Throws std::invalid_argument if a field is out of range, or if the network it declares is larger than
+  // any cff network (kMaxParameters weights, kMaxActivations values in one image's largest feature map):
+  // a model file's metadata cannot make loading or the first frame allocate gigabytes.
   void validate() const;
+  // The number of weights the Classifier built from this config holds, computed without building it (a
+  // model file's tensor table is checked against it first). Assumes a valid config.
+  int64_t parameter_count() const;
+  // The values of one image's largest feature map (channels x height x width over the stages).
+  int64_t largest_activation() const;
+
+  static constexpr int64_t kMaxSide = 1024;                   // height and width
+  static constexpr int64_t kMaxParameters = int64_t{1} << 28;  // 1 GiB of float weights
+  static constexpr int64_t kMaxActivations = int64_t{1} << 25; // 128 MiB of floats for one image
 };
 
 class ResidualBlockImpl : public torch::nn::Module {
