@@ -512,6 +512,36 @@ TEST_F(Trainer, EmptyClassFoldersAndSingleClassSetsAreRefused_n) {
 }
 
 // Issue 19, defect 4: a metrics line that does not reach the disk is an error naming the file, not a silent loss.
+// A full disk (here: the file size limit, which fails writes the same way) fails a run with the path and the
+// reason in one line and keeps the old checkpoint, from which a later resume finishes (issue 19).
+TEST_F(Trainer, FullDiskFailsNamingTheFileAndKeepsTheOldCheckpoint_n) {
+  const char *build = std::getenv("CFF_BUILD_ROOT");
+  ASSERT_NE(build, nullptr) << "run through meson test";
+  const auto run_dir = root_ / "full-disk";
+  const auto log = (root_ / "full-disk.log").string();
+  const std::string train = std::string(build) + "/training/cff-train --data " + data_.string() + " --out " +
+                            run_dir.string() + " --epochs 2 --limit 256 --holdout 50 --eval-limit 50 --samples-every 0 "
+                            "--ood uniform --widths 8,16 --groups 4 --threads 1 --device cpu";
+  ASSERT_EQ(std::system((train + " --stop-after 1 > /dev/null").c_str()), 0);
+  const auto checkpoint = cff::train::checkpoint_path(run_dir.string());
+  std::ifstream before_in(checkpoint, std::ios::binary);
+  const std::string before((std::istreambuf_iterator<char>(before_in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(before.size(), 40000u);
+  // 32 KiB per file: the metrics line fits, the checkpoint does not.
+  const int status = std::system(("bash -c \"trap '' XFSZ; ulimit -f 32; exec " + train + " --resume\" > " + log + " 2>&1").c_str());
+  std::ifstream log_in(log);
+  const std::string text((std::istreambuf_iterator<char>(log_in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(WEXITSTATUS(status), 1) << text;
+  EXPECT_NE(text.find("cff-train: error: " + checkpoint + ": write failed (File too large)"), std::string::npos) << text;
+  std::ifstream after_in(checkpoint, std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(after_in)), std::istreambuf_iterator<char>()), before);
+  for (const auto &entry : fs::directory_iterator(run_dir)) {
+    EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos) << entry.path();
+  }
+  EXPECT_EQ(std::system((train + " --resume > /dev/null").c_str()), 0);
+  EXPECT_TRUE(fs::exists(run_dir / "model.cff"));
+}
+
 TEST(Files, AppendOnAFullDiskFailsNamingThePathAndTheReason_n) {
   try {
     cff::files::append_durably("/dev/full", "{\"epoch\": 1}\n");
