@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@
 #include "data/evaluation.h"
 #include "metrics.h"
 #include "plot.h"
+#include "robustness.h"
 #include "training/trainer.h"
 
 namespace fs = std::filesystem;
@@ -167,6 +169,70 @@ TEST(EvalMetrics, RocCurveRunsFromOriginToOneAndItsAreaIsTheAuroc) {
   EXPECT_NEAR(area, cff::auroc(in, out), 1e-12);
   EXPECT_GT(area, 0.65);
   EXPECT_EQ(cff::eval::roc_curve(in, out, 50).false_positive_rate.size(), 50u);
+}
+
+// ---- robustness ----------------------------------------------------------------------------------
+
+// A linear classifier on 6x6 grey images (inputs 2p - 1), and labels it gets right.
+struct LinearModel {
+  torch::Tensor w = torch::randn({3, 36}) * 0.3, b = torch::zeros({3});
+  cff::LogitsFunction f() const {
+    return [w = w, b = b](const torch::Tensor &x) { return torch::matmul(x.flatten(1), w.t()) + b; };
+  }
+};
+
+TEST(EvalRobustness, MaskingChecksPassOnALinearModelAndWarnWhenGradientsAreHidden) {
+  torch::manual_seed(4);
+  LinearModel model;
+  const auto x = torch::rand({60, 1, 6, 6}) * 2 - 1;
+  const auto y = model.f()(x).argmax(1);
+  cff::eval::RobustnessOptions o;
+  o.batch = 25;
+  const auto spec = cff::AttackSpec::parse("pgd-linf:eps=0.1,steps=10");
+  auto status = [](const json &checks) {
+    std::map<std::string, std::string> out;
+    for (const auto &c : checks) out[c["check"].get<std::string>()] = c["status"].get<std::string>();
+    return out;
+  };
+  const auto honest = status(cff::eval::masking_checks(model.f(), x, y, spec, o));
+  ASSERT_EQ(honest.size(), 6u);
+  for (const auto &item : honest) EXPECT_EQ(item.second, "pass") << item.first;
+  // Rounding the input hides the gradient (a masked "defence"): the attacks cannot move, and the checks say so.
+  const auto f = model.f();
+  const cff::LogitsFunction masked = [f](const torch::Tensor &x) { return f(torch::round(x * 4) / 4); };
+  const auto ym = masked(x).argmax(1);
+  const auto hidden = status(cff::eval::masking_checks(masked, x, ym, spec, o));
+  EXPECT_EQ(hidden.at("input gradients are non-zero"), "warn");
+  EXPECT_EQ(hidden.at("accuracy reaches 10% or less at the largest eps"), "warn");
+  // A transfer from the unmasked model breaks it better than the white-box attack: warned too.
+  o.transfer = model.f();
+  o.transfer_name = "linear";
+  const auto transfer = status(cff::eval::masking_checks(masked, x, ym, spec, o));
+  EXPECT_EQ(transfer.at("transfer from linear is no stronger than white-box"), "warn");
+}
+
+TEST(EvalRobustness, ReportsAccuracyPerAttackAndTheEnergyShift) {
+  torch::manual_seed(6);
+  LinearModel model;
+  const auto x = torch::rand({40, 1, 6, 6}) * 2 - 1;
+  const auto y = model.f()(x).argmax(1);
+  cff::eval::RobustnessOptions o;
+  o.attacks = {cff::AttackSpec::parse("fgsm:eps=0.05"), cff::AttackSpec::parse("pgd-linf:eps=0.05,steps=10"),
+               cff::AttackSpec::parse("pgd-linf:eps=0.05,steps=10,energy=1")};
+  o.energy_threshold = 0.0;
+  o.check_images = 20;
+  const auto r = cff::eval::robustness(model.f(), x, y, {"a", "b", "c"}, o);
+  EXPECT_DOUBLE_EQ(r["clean_accuracy"].get<double>(), 1.0);
+  ASSERT_EQ(r["attacks"].size(), 3u);
+  const double fgsm = r["attacks"][0]["accuracy"], pgd = r["attacks"][1]["accuracy"];
+  EXPECT_LT(pgd, 1.0);
+  EXPECT_LE(pgd, fgsm + 0.05);
+  EXPECT_LE(r["worst_case_accuracy"].get<double>(), std::min(fgsm, pgd));
+  EXPECT_EQ(r["attacks"][1]["per_class"].size(), 3u);
+  // The adaptive attack also lowers the energy: its median shift is below the plain attack's.
+  EXPECT_LT(r["attacks"][2]["energy"]["median_shift"].get<double>(), r["attacks"][1]["energy"]["median_shift"].get<double>());
+  EXPECT_TRUE(r["attacks"][1]["energy"]["flagged"].is_number());
+  EXPECT_EQ(r["masking_checks"].size(), 6u);
 }
 
 TEST(EvalPlot, ChartsAreDrawnAndWrittenAsPng) {
@@ -423,6 +489,30 @@ TEST_F(EvalTool, WithoutAJudgeTheJudgeMetricsAreSkippedAndSaidSo) {
   EXPECT_NE(r.out.find("judge none: judge metrics skipped"), std::string::npos) << r.out;
 }
 
+TEST_F(EvalTool, RobustnessPartRunsOnlyWithAttacksAndReportsEach) {
+  const auto dir = root_ / "robustness";
+  const auto r = run_tool(model_ + " " + small_args(dir.string()) +
+                          " --skip ood,generation,denoising --attack pgd-linf:eps=0.1,steps=5 --attack fgsm:eps=0.1"
+                          " --attack-images 40 --attack-transfer " + judge_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto s = read_json(dir / "summary.json");
+  ASSERT_TRUE(s.contains("robustness"));
+  const auto &rb = s["robustness"];
+  EXPECT_EQ(rb["images"], 40);
+  ASSERT_EQ(rb["attacks"].size(), 2u);
+  EXPECT_EQ(rb["attacks"][0]["attack"], "pgd-linf:eps=0.1,steps=5,restarts=1,loss=ce,target=none,energy=0,seed=0");
+  EXPECT_LT(rb["attacks"][0]["accuracy"].get<double>(), rb["clean_accuracy"].get<double>());
+  EXPECT_EQ(rb["masking_checks"].size(), 7u);  // with the transfer check
+  std::ifstream md_in(dir / "report.md");
+  const std::string md((std::istreambuf_iterator<char>(md_in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(md.find("## Adversarial robustness"), std::string::npos);
+  EXPECT_NE(r.out.find("gradient-masking checks:"), std::string::npos) << r.out;
+  // Without --attack there is no robustness part.
+  const auto plain = root_ / "no-attack";
+  ASSERT_EQ(run_tool(model_ + " " + small_args(plain.string()) + " --skip ood,generation,denoising").code, 0);
+  EXPECT_FALSE(read_json(plain / "summary.json").contains("robustness"));
+}
+
 TEST_F(EvalTool, ComparesTheSamplersAtEqualStepCountsWithAGridEach) {
   const auto dir = root_ / "samplers";
   const auto r = run_tool(model_ + " " + small_args(dir.string()) +
@@ -542,6 +632,9 @@ TEST_F(EvalTool, BadOptionsAreUsageErrorsWithExitTwo_n) {
   EXPECT_EQ(r.code, 2);
   r = run_tool(model_ + " --eta 2");
   EXPECT_EQ(r.code, 2);
+  r = run_tool(model_ + " --attack pgd-linf:eps=abc");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--attack: attack: eps='abc' is not a number"), std::string::npos) << r.err;
   r = run_tool(model_ + " --samplers centripetal,mcmc");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--samplers: unknown sampler 'mcmc' (centripetal, langevin or ascent)"), std::string::npos) << r.err;

@@ -18,6 +18,7 @@
 #include "data/datasets.h"
 #include "data/evaluation.h"
 #include "metrics.h"
+#include "robustness.h"
 #include "plot.h"
 #include "data/png_writer.h"
 #include "video.h"
@@ -623,8 +624,33 @@ json denoising_part(Context &c) {
 
 }  // namespace
 
+static json robustness_part(Context &c) {
+  const auto &o = c.options;
+  RobustnessOptions r;
+  for (const auto &text : o.attacks) r.attacks.push_back(AttackSpec::parse(text));
+  r.scale = PixelScale{c.model.metadata.normalization.mean, c.model.metadata.normalization.std};
+  r.energy_threshold = c.model.metadata.ood.threshold("energy");
+  r.batch = std::min<int64_t>(o.batch, 100);
+  std::optional<Model> transfer;
+  if (!o.attack_transfer.empty()) {
+    transfer = load_model(o.attack_transfer, c.device);
+    if (transfer->channels() != c.model.channels() || transfer->height() != c.model.height() ||
+        transfer->width() != c.model.width() || transfer->num_classes() != c.model.num_classes()) {
+      throw std::runtime_error(o.attack_transfer + ": the transfer model takes other images or classes than the model");
+    }
+    r.transfer = transfer->logits_function();
+    r.transfer_name = fs::path(o.attack_transfer).filename().string();
+  }
+  const int64_t n = std::min<int64_t>(o.attack_images, c.x_test.size(0));
+  auto f = c.f;
+  const auto device = c.device;
+  const LogitsFunction on_device = [f, device](const torch::Tensor &x) { return f(x.to(device)).to(torch::kCPU); };
+  return robustness(on_device, c.x_test.slice(0, 0, n), c.y_test.slice(0, 0, n), c.model.metadata.labels, r,
+                    [&](const std::string &line) { c.progress(line); });
+}
+
 const std::vector<std::string> &part_names() {
-  static const std::vector<std::string> names = {"classification", "ood", "generation", "denoising"};
+  static const std::vector<std::string> names = {"classification", "ood", "generation", "denoising", "robustness"};
   return names;
 }
 
@@ -716,6 +742,11 @@ json evaluate(const EvalOptions &o) {
     const double start = c.progress.seconds();
     summary["denoising"] = denoising_part(c);
     timing["denoising"] = c.progress.seconds() - start;
+  }
+  if (c.runs("robustness") && !o.attacks.empty()) {
+    const double start = c.progress.seconds();
+    summary["robustness"] = robustness_part(c);
+    timing["robustness"] = c.progress.seconds() - start;
   }
   timing["total"] = c.progress.seconds();
   summary["seconds"] = timing;

@@ -46,7 +46,11 @@ struct EvalOptions {
   double nlm_h = 1.0;
   double nlm_h_max = 35.0;
   int64_t strip_images = 6;              // rows in each denoising strip PNG
-  std::vector<std::string> skip;         // parts left out: classification, ood, generation, denoising
+  // White-box attacks (cff::AttackSpec texts) for the robustness part; empty = no robustness part.
+  std::vector<std::string> attacks;
+  int64_t attack_images = 500;           // test images attacked (the first ones)
+  std::string attack_transfer;           // a second model file for the transfer check; empty = none
+  std::vector<std::string> skip;         // parts left out: classification, ood, generation, denoising, robustness
   int threads = 2;
   std::string device = "auto";
   uint64_t seed = 0;

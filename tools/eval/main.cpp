@@ -18,6 +18,7 @@
 #include "evaluate.h"
 #include "data/evaluation.h"
 #include "report.h"
+#include "cff/attack.h"
 
 namespace {
 
@@ -134,7 +135,22 @@ int main(int argc, char **argv) {
          if (o.nlm_h_max <= 0) throw UsageError("--nlm-h-max: must be positive");
        }},
       {"strip", "N", "images shown in each denoising strip (clean | noisy | cff | NLM) [6]", [&](auto v) { o.strip_images = to_int("strip", v, 0); }},
-      {"skip", "LIST", "parts to leave out: classification, ood, generation, denoising [none]", [&](auto v) {
+      {"attack", "SPEC", "white-box attack for the robustness part, repeatable: fgsm, pgd-linf, pgd-l2, apgd-ce or apgd-t, "
+                         "then :eps=X,steps=N,restarts=N,loss=ce|margin|dlr,target=none|random,energy=W,seed=N (eps in "
+                         "[0, 1] pixel units; energy > 0: adaptive, also lowers the free energy) [none: no robustness part]",
+       [&](auto v) {
+         try {
+           o.attacks.push_back(cff::AttackSpec::parse(v).to_string());
+         } catch (const std::invalid_argument &e) {
+           throw UsageError(std::string("--attack: ") + e.what());
+         }
+       }},
+      {"attack-images", "N", "test images attacked (the first ones) [" + std::to_string(o.attack_images) + "]",
+       [&](auto v) { o.attack_images = to_int("attack-images", v, 1); }},
+      {"attack-transfer", "MODEL", "a second model (e.g. the CE baseline) attacked with the first L-inf attack; its "
+                                   "adversarial images are tried on MODEL for the transfer check [none]",
+       [&](auto v) { o.attack_transfer = v; }},
+      {"skip", "LIST", "parts to leave out: classification, ood, generation, denoising, robustness [none]", [&](auto v) {
          o.skip = split("skip", v);
          for (const auto &part : o.skip) {
            bool known = false;
@@ -158,7 +174,9 @@ int main(int argc, char **argv) {
                   "classification (accuracy, per-class accuracy, confusion matrix, 15-bin ECE); OOD detection\n"
                   "(AUROC, AUPR, FPR at 95%% TPR for the energy, max-softmax and Mahalanobis scores; ROC curves and\n"
                   "energy histograms); conditional generation (sample grids, label agreement and FID with --judge);\n"
-                  "denoising (PSNR and SSIM of cff and OpenCV non-local means). Progress goes to stderr, a summary to stdout.\n"
+                  "denoising (PSNR and SSIM of cff and OpenCV non-local means); with --attack, robustness (accuracy under\n"
+                  "each attack, per class and worst case, the energy shift, gradient-masking checks). Progress goes to\n"
+                  "stderr, a summary to stdout.\n"
                   "Exit status: 0 done, 1 a model, dataset or video could not be used, 2 bad options.\n\n");
       cff::cli::print_options(options);
       return 0;

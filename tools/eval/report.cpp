@@ -209,6 +209,47 @@ void denoising_section(std::ostringstream &md, const json &d) {
   }
 }
 
+void robustness_section(std::ostringstream &md, const json &r) {
+  md << "## Adversarial robustness\n\n"
+     << "White-box attacks (cff/attack.h; eps in [0, 1] pixel units) on the first " << r["images"]
+     << " test images; clean accuracy " << percent(r["clean_accuracy"]) << ". An image counts as robust when the attack "
+     << "found no misclassified point in its eps-ball; the worst case over every attack below is **"
+     << percent(r["worst_case_accuracy"]) << "**. Energy: U(x) = -logsumexp f(x) at the adversarial image minus at the "
+     << "clean one; flagged = above the model's energy threshold; fooled and unflagged = images the attack turned from "
+     << "right to wrong without tripping the alarm.\n\n"
+     << "| attack | robust accuracy | mean dU | median dU | dU < 0 | flagged (clean) | fooled and unflagged | AUROC clean vs adv. | seconds |\n"
+     << "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const auto &a : r["attacks"]) {
+    const auto &e = a["energy"];
+    md << "| `" << text(a["attack"]) << "` | " << percent(a["accuracy"]) << " | " << number(e["mean_shift"], 2) << " | "
+       << number(e["median_shift"], 2) << " | " << percent(e["share_lowered"]) << " | " << percent(at(e, "flagged")) << " ("
+       << percent(at(e, "clean_flagged")) << ") | " << percent(at(e, "fooled_and_unflagged")) << " | "
+       << number(e["auroc_clean_vs_adversarial"]) << " | " << number(a["seconds"], 1) << " |\n";
+  }
+  if (!r["attacks"].empty()) {
+    md << "\nPer class (robust accuracy):\n\n| class |";
+    for (size_t i = 0; i < r["attacks"].size(); ++i) md << " attack " << i + 1 << " |";
+    md << "\n|---|";
+    for (size_t i = 0; i < r["attacks"].size(); ++i) md << "---:|";
+    md << "\n";
+    const auto &first = r["attacks"][0]["per_class"];
+    for (size_t c = 0; c < first.size(); ++c) {
+      md << "| " << text(first[c]["label"]) << " |";
+      for (const auto &a : r["attacks"]) md << " " << percent(a["per_class"][c]["accuracy"]) << " |";
+      md << "\n";
+    }
+  }
+  if (r.contains("masking_checks")) {
+    md << "\nGradient-masking checks (varying `" << text(r["masking_checks_attack"]) << "`): a warning means the "
+       << "robust accuracy above may be an artefact of hidden gradients rather than robustness.\n\n"
+       << "| check | status | measured |\n|---|---|---|\n";
+    for (const auto &c : r["masking_checks"]) {
+      md << "| " << text(c["check"]) << " | " << text(c["status"]) << " | " << text(c["detail"]) << " |\n";
+    }
+  }
+  md << "\n";
+}
+
 }  // namespace
 
 std::string render_markdown(const json &s) {
@@ -227,8 +268,9 @@ std::string render_markdown(const json &s) {
   if (s.contains("ood")) ood_section(md, s["ood"]);
   if (s.contains("generation")) generation_section(md, s["generation"], labels);
   if (s.contains("denoising")) denoising_section(md, s["denoising"]);
+  if (s.contains("robustness")) robustness_section(md, s["robustness"]);
   md << "## Time\n\n| part | seconds |\n|---|---:|\n";
-  for (const char *part : {"classification", "ood", "generation", "denoising", "total"}) {
+  for (const char *part : {"classification", "ood", "generation", "denoising", "robustness", "total"}) {
     if (s["seconds"].contains(part)) md << "| " << part << " | " << number(s["seconds"][part], 1) << " |\n";
   }
   return md.str();
@@ -310,6 +352,20 @@ std::string render_console(const json &s, const std::string &out_dir) {
     if (d.contains("video")) {
       out << "denoising, " << d["video"]["frames"] << " frames of " << text(d["video"]["path"]) << " (out of domain)\n";
       print_rows(d["video"]["rows"]);
+    }
+  }
+  if (s.contains("robustness")) {
+    const auto &r = s["robustness"];
+    out << "robustness (" << r["images"] << " images, clean " << percent(r["clean_accuracy"]) << ", worst case "
+        << percent(r["worst_case_accuracy"]) << ")\n";
+    for (const auto &a : r["attacks"]) {
+      out << "  " << text(a["attack"]) << ": " << percent(a["accuracy"]) << ", median dU "
+          << number(a["energy"]["median_shift"], 2) << ", flagged " << percent(at(a["energy"], "flagged")) << "\n";
+    }
+    int warnings = 0;
+    for (const auto &c : at(r, "masking_checks")) warnings += c["status"] == "warn";
+    if (r.contains("masking_checks")) {
+      out << "  gradient-masking checks: " << (warnings ? std::to_string(warnings) + " warning(s), see the report" : "all pass") << "\n";
     }
   }
   out << "report: " << (std::filesystem::path(out_dir) / "report.md").string() << "\n";

@@ -1,6 +1,7 @@
 // Umbrella header: the whole libcff method API.
 #pragma once
 
+#include "cff/attack.h"
 #include "cff/denoise.h"
 #include "cff/device.h"
 #include "cff/energy.h"
