@@ -247,7 +247,7 @@ AttackSpec AttackSpec::parse(const std::string &text) {
     spec.restarts = 9;
   }
   if (spec.kind == AttackKind::pgd_l2) spec.eps = 1.5;
-  bool loss_given = false;
+  const AttackLoss own_loss = spec.loss;  // apgd-ce and apgd-t fix their loss
   if (colon != std::string::npos) {
     std::stringstream fields(text.substr(colon + 1));
     std::string field;
@@ -274,14 +274,13 @@ AttackSpec AttackSpec::parse(const std::string &text) {
           if (item.second == value) spec.loss = item.first, found = true;
         }
         if (!found) throw std::invalid_argument("attack: unknown loss '" + value + "' (ce, margin, dlr)");
-        loss_given = true;
       } else {
         throw std::invalid_argument("attack: unknown field '" + key + "' (eps, steps, restarts, loss, target, energy, seed)");
       }
     }
   }
-  if (loss_given && (spec.kind == AttackKind::apgd_ce || spec.kind == AttackKind::apgd_t)) {
-    throw std::invalid_argument("attack: " + kind + " has its own loss");
+  if ((spec.kind == AttackKind::apgd_ce || spec.kind == AttackKind::apgd_t) && spec.loss != own_loss) {
+    throw std::invalid_argument("attack: " + kind + " has its own loss (" + attack_loss_name(own_loss) + ")");
   }
   spec.validate();
   return spec;

@@ -161,6 +161,10 @@ TEST(Attack, SpecsParseAndBadOnesAreNamed_n) {
   EXPECT_EQ(s.seed, 3u);
   EXPECT_EQ(AttackSpec::parse(s.to_string()).to_string(), s.to_string());
   EXPECT_EQ(AttackSpec::parse("apgd-t").loss, AttackLoss::dlr);
+  for (const char *kind : {"fgsm", "pgd-l2", "apgd-ce", "apgd-t"}) {
+    const auto spec = AttackSpec::parse(kind);
+    EXPECT_EQ(AttackSpec::parse(spec.to_string()).to_string(), spec.to_string()) << kind;
+  }
   EXPECT_EQ(AttackSpec::parse("fgsm").steps, 1);
   const auto error = [](const std::string &text) {
     try {
