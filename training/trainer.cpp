@@ -200,6 +200,11 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   if (!a.contains("margin_weight")) a["margin_weight"] = 0.0;
   if (!a.contains("margin_in")) a["margin_in"] = b["margin_in"];
   if (!a.contains("margin_out")) a["margin_out"] = b["margin_out"];
+  // Checkpoints from before robust training trained without it.
+  if (!a.contains("robust")) a["robust"] = "none";
+  for (const char *key : {"robust_eps", "robust_steps", "robust_step_size", "robust_beta"}) {
+    if (!a.contains(key)) a[key] = b[key];
+  }
   // The OOD sets only choose what is evaluated and which score the export recommends.
   for (const char *volatile_key : {"epochs", "threads", "device", "progress_seconds", "resume", "stop_after", "command_line",
                                    "export_path", "eval_every", "samples_every", "ood_sets"}) {
@@ -230,6 +235,8 @@ nlohmann::json options_to_json(const TrainOptions &o) {
           {"p_uncond", o.loss.p_uncond}, {"force_fraction", o.loss.force_fraction},
           {"margin_weight", o.loss.margin_weight}, {"margin_in", o.loss.margin_in}, {"margin_out", o.loss.margin_out}, {"force_warmup", o.force_warmup},
           {"warmup_accuracy", o.warmup_accuracy},
+          {"robust", o.robust.mode}, {"robust_eps", o.robust.eps}, {"robust_steps", o.robust.steps},
+          {"robust_step_size", o.robust.step_size}, {"robust_beta", o.robust.beta},
           {"min_steps", o.min_steps}, {"augment", o.augment},   {"seed", o.seed},
           {"threads", o.threads},     {"device", o.device},         {"limit", o.limit},
           {"holdout", o.holdout},     {"eval_every", o.eval_every}, {"eval_limit", o.eval_limit},
@@ -360,6 +367,11 @@ void validate_options(const TrainOptions &opt) {
     throw std::runtime_error("margin-weight applies to the cff objective (with its force terms), not to --objective ce");
   }
   if (!(opt.loss.margin_weight >= 0.0)) throw std::runtime_error("margin-weight must be >= 0");
+  try {
+    opt.robust.validate();
+  } catch (const std::invalid_argument &e) {
+    throw std::runtime_error(e.what());
+  }
   if (!(opt.loss.force_fraction > 0.0 && opt.loss.force_fraction <= 1.0)) {
     throw std::runtime_error("force-fraction must be in (0, 1], got " + std::to_string(opt.loss.force_fraction));
   }
@@ -472,6 +484,13 @@ void print_plan(const Run &run) {
                 "(--test-data names another)\n",
                 opt.data.c_str(), static_cast<long>(run.data.test_x.size(0)));
   }
+  if (opt.robust.mode != "none") {
+    std::printf("cff-train: robust training %s: L-inf eps %g, %ld attack steps of %g, beta %g (each step costs about %ld "
+                "more forward and backward passes)\n",
+                opt.robust.mode.c_str(), opt.robust.eps, static_cast<long>(opt.robust.steps),
+                opt.robust.step_size > 0 ? opt.robust.step_size : opt.robust.eps / 4, opt.robust.beta,
+                static_cast<long>(opt.robust.steps + 1));
+  }
   std::printf("cff-train: objective %s, network %s (%ld parameters), device %s\n", opt.objective.c_str(),
               opt.network.to_json().dump().c_str(), static_cast<long>(run.s.net->parameter_count()),
               cff::describe_device(run.device).c_str());
@@ -541,7 +560,7 @@ void update_ema(State &s, double ema, int64_t step) {
 
 // Sums over an epoch's images of the loss terms, for the progress lines and the metrics.
 struct EpochTotals {
-  double total = 0, ce = 0, ce_noisy = 0, force = 0, margin = 0, correct = 0;
+  double total = 0, ce = 0, ce_noisy = 0, force = 0, margin = 0, robust = 0, correct = 0;
   int64_t seen = 0;
   double seconds = 0;
   double mean(double sum) const { return sum / static_cast<double>(seen); }
@@ -574,6 +593,12 @@ EpochTotals train_epoch(Run &run, int64_t epoch) {
     // Before the noised terms join, the step is plain CE (the same loss, a third of the cost).
     auto terms = opt.objective == "cff" && weight > 0 ? cff_loss(run.f, x, y, run.schedule, loss, loss_gen)
                                                       : cross_entropy_loss(run.f, x, y);
+    double robust_term = 0.0;
+    if (opt.robust.mode != "none") {
+      const auto robust = robust_loss(run.f, x, y, opt.robust, loss_gen);
+      terms.total = terms.total + robust.total;
+      robust_term = robust.total.item<double>();
+    }
     if (!torch::isfinite(terms.total).item<bool>()) {
       throw std::runtime_error("training diverged: loss is not finite at epoch " + std::to_string(epoch + 1) +
                                ", step " + std::to_string(b + 1) + " (try a lower --lr)");
@@ -589,6 +614,7 @@ EpochTotals train_epoch(Run &run, int64_t epoch) {
     sum.ce_noisy += terms.ce_noisy.item<double>() * n;
     sum.force += terms.force.item<double>() * n;
     sum.margin += terms.margin.item<double>() * n;
+    sum.robust += robust_term * n;
     const double batch_correct = terms.logits_clean.argmax(1).eq(y).sum().item<double>();
     sum.correct += batch_correct;
     s.running_accuracy = 0.9 * s.running_accuracy + 0.1 * batch_correct / static_cast<double>(n);
@@ -623,6 +649,7 @@ nlohmann::json epoch_metrics(Run &run, const EpochTotals &sum) {
                       {"train_ce_noisy", sum.mean(sum.ce_noisy)},
                       {"train_force", sum.mean(sum.force)},
                       {"train_margin", sum.mean(sum.margin)},
+                      {"train_robust", sum.mean(sum.robust)},
                       {"train_accuracy", sum.mean(sum.correct)},
                       {"epoch_seconds", sum.seconds},
                       {"images_per_second", sum.seen / sum.seconds},

@@ -50,6 +50,9 @@ struct TrainOptions {
   double force_warmup = 0.1;
   double ema = 0.999;                  // EMA decay of the weights (0 = off)
   CffLossOptions loss = recipe_loss();
+  // Robust training (cff/loss.h robust_loss): a term on adversarial images added to the objective's loss,
+  // from the first step. Off by default: each attack step costs about one more forward and backward pass.
+  RobustLossOptions robust;
   // Random 2-pixel shifts only: a horizontal flip changes the class of digits, text and anything with
   // handedness, so it is asked for explicitly (the shipped Fashion-MNIST model uses flip+crop).
   std::string augment = "crop";        // none | flip | crop | flip+crop

@@ -66,6 +66,10 @@ torch::Tensor per_channel(const std::vector<double> &values, int64_t channels, c
   return t.view({1, -1, 1, 1});
 }
 
+torch::Tensor project_linf(const torch::Tensor &p, const torch::Tensor &clean, double eps) {
+  return torch::min(torch::max(p, clean - eps), clean + eps).clamp(0.0, 1.0);
+}
+
 // The attack's state over one batch: the objective in pixel space and the best point found per image.
 class Attacker {
  public:
@@ -107,9 +111,7 @@ class Attacker {
   AttackResult result() const { return {to_input(best_).detach(), best_fooled_.clone()}; }
 
   // The L-inf projection onto the eps-ball around the clean images and [0, 1].
-  torch::Tensor project_linf(const torch::Tensor &p) const {
-    return torch::min(torch::max(p, clean_ - spec_.eps), clean_ + spec_.eps).clamp(0.0, 1.0);
-  }
+  torch::Tensor project_linf(const torch::Tensor &p) const { return cff::project_linf(p, clean_, spec_.eps); }
   // The L2 projection (clamping to [0, 1] after it only shortens the perturbation).
   torch::Tensor project_l2(const torch::Tensor &p) const {
     auto delta = p - clean_;
@@ -331,6 +333,36 @@ torch::Tensor attack_loss(const torch::Tensor &logits, const torch::Tensor &y, c
     }
   }
   throw std::invalid_argument("attack: unknown loss");
+}
+
+torch::Tensor training_adversary(const LogitsFunction &f, const torch::Tensor &x, const torch::Tensor &y, bool kl,
+                                 double eps, int64_t steps, double step_size, const PixelScale &scale,
+                                 c10::optional<at::Generator> generator) {
+  if (!(eps > 0.0 && eps <= 1.0) || steps < 1 || !(step_size > 0.0)) {
+    throw std::invalid_argument("training adversary: eps must be in (0, 1], steps >= 1 and the step size positive");
+  }
+  const auto mean = per_channel(scale.mean, x.size(1), x), std = per_channel(scale.std, x.size(1), x);
+  const auto to_input = [&](const torch::Tensor &p) { return (p - mean) / std; };
+  const auto clean = (x.detach() * std + mean).clamp(0.0, 1.0);
+  const auto cpu = torch::TensorOptions().dtype(x.scalar_type());
+  torch::Tensor reference, p;
+  if (kl) {
+    torch::NoGradGuard no_grad;
+    reference = torch::log_softmax(f(x.detach()), 1).detach();
+    p = project_linf(clean + 0.001 * torch::randn(x.sizes(), generator, cpu).to(x.device()), clean, eps);
+  } else {
+    p = project_linf(clean + (torch::rand(x.sizes(), generator, cpu).to(x.device()) * 2 - 1) * eps, clean, eps);
+  }
+  torch::AutoGradMode enable(true);
+  for (int64_t k = 0; k < steps; ++k) {
+    auto point = p.detach().requires_grad_(true);
+    const auto logits = f(to_input(point));
+    const auto objective = kl ? (reference.exp() * (reference - torch::log_softmax(logits, 1))).sum()
+                              : attack_loss(logits, y, torch::Tensor(), AttackLoss::ce).sum();
+    const auto gradient = torch::autograd::grad({objective}, {point})[0];
+    p = project_linf(p + step_size * gradient.sign(), clean, eps);
+  }
+  return to_input(p).detach();
 }
 
 AttackResult attack(const LogitsFunction &f, const torch::Tensor &x, const torch::Tensor &y, const AttackSpec &spec,

@@ -92,3 +92,52 @@ CffLossTerms cross_entropy_loss(const LogitsFunction &f, const torch::Tensor &x0
 }
 
 }  // namespace cff
+
+namespace cff {
+
+void RobustLossOptions::validate() const {
+  const auto fail = [](const std::string &what) { throw std::invalid_argument("robust training: " + what); };
+  if (mode != "none" && mode != "pgd" && mode != "trades" && mode != "weat") {
+    fail("mode must be none, pgd, trades or weat, got '" + mode + "'");
+  }
+  if (!(eps > 0.0 && eps <= 1.0)) fail("eps must be in (0, 1] pixel units, got " + std::to_string(eps));
+  if (steps < 1) fail("steps must be >= 1");
+  if (!(step_size >= 0.0) || !std::isfinite(step_size)) fail("the step size must be >= 0 (0 = eps / 4)");
+  if (!(beta >= 0.0) || !std::isfinite(beta)) fail("beta must be >= 0");
+}
+
+torch::Tensor weat_weights(const torch::Tensor &energy) {
+  const auto w = 1.0 / torch::log1p(torch::exp(energy.detach().abs()));
+  return w / w.mean();
+}
+
+RobustTerms robust_loss(const LogitsFunction &f, const torch::Tensor &x0, const torch::Tensor &y,
+                        const RobustLossOptions &options, c10::optional<at::Generator> generator) {
+  options.validate();
+  if (options.mode == "none") throw std::invalid_argument("robust_loss: mode is none");
+  const bool kl = options.mode != "pgd";
+  const double step = options.step_size > 0 ? options.step_size : options.eps / 4;
+  const auto adversarial =
+      training_adversary(f, x0, y, kl, options.eps, options.steps, step, options.scale, generator);
+  const auto logits_adv = f(adversarial);
+  namespace F = torch::nn::functional;
+  RobustTerms terms;
+  terms.logits_adversarial = logits_adv.detach();
+  if (!kl) {
+    terms.total = F::cross_entropy(logits_adv, y);
+    return terms;
+  }
+  // KL(p(.|x) || p(.|x*)) per image, both sides differentiable as in TRADES.
+  const auto logits_clean = f(x0);
+  const auto log_p = torch::log_softmax(logits_clean, 1), log_q = torch::log_softmax(logits_adv, 1);
+  const auto kl_per_image = (log_p.exp() * (log_p - log_q)).sum(1);
+  if (options.mode == "trades") {
+    terms.total = options.beta * kl_per_image.mean();
+    return terms;
+  }
+  const auto ce = F::cross_entropy(logits_adv, y, F::CrossEntropyFuncOptions().reduction(torch::kNone));
+  terms.total = (weat_weights(free_energy(logits_clean)) * (ce + options.beta * kl_per_image)).mean();
+  return terms;
+}
+
+}  // namespace cff

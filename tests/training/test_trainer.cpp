@@ -274,6 +274,27 @@ TEST_F(Trainer, ResumeEqualsUninterruptedRunBitForBit) {
   expect_same_model(parts.run_dir + "/model.cff");
 }
 
+// Robust training (issue 20): each mode trains with the CFF terms; its term is in the metrics, and the
+// run's options (and so a resume's check) carry it.
+TEST_F(Trainer, RobustTermsTrainWithTheForceTerms) {
+  for (const std::string mode : {"pgd", "trades", "weat"}) {
+    auto o = small_options("robust-" + mode);
+    o.epochs = 1;
+    o.limit = 256;
+    o.network.widths = {8, 16};
+    o.network.groups = 4;
+    o.robust.mode = mode;
+    o.robust.steps = 2;
+    o.robust.eps = 0.1;
+    const auto m = cff::train::train(o);
+    EXPECT_GT(m["train_robust"].get<double>(), 0.0) << mode;
+    EXPECT_GT(m["train_force"].get<double>(), 0.0) << mode;
+    const auto options = cff::read_model_metadata(o.run_dir + "/model.cff").provenance["options"];
+    EXPECT_EQ(options["robust"], mode);
+    EXPECT_EQ(options["robust_steps"], 2);
+  }
+}
+
 // Divergence stops with a clear message and leaves no model (issue 19).
 TEST_F(Trainer, DivergenceStopsWithAClearMessageAndExportsNothing_n) {
   auto o = small_options("diverge");
@@ -436,6 +457,11 @@ TEST_F(Trainer, CommandLineReportsBadInputInOneLine_n) {
   EXPECT_EQ(text, "cff-train: error: lr must be a positive number, got -1.000000\n");
   std::tie(code, text) = run("--ema 1 --data /nonexistent/folder");
   EXPECT_NE(text.find("ema must be in [0, 1)"), std::string::npos) << text;
+  std::tie(code, text) = run("--robust madry --data /nonexistent/folder");
+  EXPECT_EQ(code, 1);
+  EXPECT_EQ(text, "cff-train: error: robust training: mode must be none, pgd, trades or weat, got 'madry'\n");
+  std::tie(code, text) = run("--robust trades --robust-eps 2 --data /nonexistent/folder");
+  EXPECT_NE(text.find("eps must be in (0, 1] pixel units"), std::string::npos) << text;
   std::tie(code, text) = run("--export /nonexistent/folder/model.cff");
   EXPECT_EQ(code, 1);
   EXPECT_NE(text.find("folder /nonexistent/folder does not exist"), std::string::npos) << text;

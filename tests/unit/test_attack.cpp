@@ -181,3 +181,69 @@ TEST(Attack, SpecsParseAndBadOnesAreNamed_n) {
   EXPECT_NE(error("apgd-ce:loss=margin").find("has its own loss"), std::string::npos);
   EXPECT_NE(error("pgd-linf:steps=0").find("steps must be >= 1"), std::string::npos);
 }
+
+TEST(RobustLoss, AdversaryStaysInTheBallAndRaisesItsObjective) {
+  torch::manual_seed(8);
+  Classifier net(cff_test::tiny_config(1, 8, 8, 4));
+  net->eval();
+  LogitsFunction f = [net](const torch::Tensor &x) mutable { return net->forward(x); };
+  const auto x = torch::rand({16, 1, 8, 8}) * 2 - 1;
+  const auto y = torch::randint(4, {16}, torch::kLong);
+  namespace F = torch::nn::functional;
+  const auto ce = [&](const torch::Tensor &z) {
+    torch::NoGradGuard no_grad;
+    return F::cross_entropy(f(z), y).item<double>();
+  };
+  for (bool kl : {false, true}) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+    const auto adv = training_adversary(f, x, y, kl, 0.1, 5, 0.025, PixelScale{}, gen);
+    EXPECT_LE(((adv - x) / 2).abs().max().item<double>(), 0.1 + 1e-6);
+    EXPECT_GE(adv.min().item<double>(), -1 - 1e-6);
+    EXPECT_LE(adv.max().item<double>(), 1 + 1e-6);
+    if (!kl) EXPECT_GT(ce(adv), ce(x));
+    // No parameter gradient is left behind.
+    for (const auto &p : net->parameters()) EXPECT_FALSE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
+  }
+}
+
+TEST(RobustLoss, TradesAndWeatAreTheirFormulas) {
+  torch::manual_seed(9);
+  Classifier net(cff_test::tiny_config(1, 8, 8, 4));
+  net->eval();
+  LogitsFunction f = [net](const torch::Tensor &x) mutable { return net->forward(x); };
+  const auto x = torch::rand({10, 1, 8, 8}) * 2 - 1;
+  const auto y = torch::randint(4, {10}, torch::kLong);
+  RobustLossOptions o;
+  o.steps = 3;
+  o.beta = 6.0;
+  // The same generator seed gives the same adversarial images, so the terms can be recomputed by hand.
+  auto adversarial = [&](bool kl) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(4);
+    return training_adversary(f, x, y, kl, o.eps, o.steps, o.eps / 4, o.scale, gen);
+  };
+  torch::NoGradGuard no_grad;
+  const auto log_p = torch::log_softmax(f(x), 1), log_q = torch::log_softmax(f(adversarial(true)), 1);
+  const auto kl = (log_p.exp() * (log_p - log_q)).sum(1);
+  {
+    torch::AutoGradMode enable(true);
+    o.mode = "trades";
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(4);
+    EXPECT_NEAR(robust_loss(f, x, y, o, gen).total.item<double>(), 6.0 * kl.mean().item<double>(), 1e-5);
+    o.mode = "weat";
+    gen = at::make_generator<at::CPUGeneratorImpl>(4);
+    const auto ce = torch::nn::functional::cross_entropy(f(adversarial(true)), y,
+                                                         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+    auto w = 1.0 / torch::log1p(torch::exp(free_energy(f(x)).abs()));
+    w = w / w.mean();
+    EXPECT_NEAR(robust_loss(f, x, y, o, gen).total.item<double>(), (w * (ce + 6.0 * kl)).mean().item<double>(), 1e-5);
+    o.mode = "pgd";
+    gen = at::make_generator<at::CPUGeneratorImpl>(4);
+    EXPECT_NEAR(robust_loss(f, x, y, o, gen).total.item<double>(),
+                torch::nn::functional::cross_entropy(f(adversarial(false)), y).item<double>(), 1e-5);
+  }
+  // WEAT weights: equal energies weigh 1 each; a larger |U| weighs less.
+  const auto w = weat_weights(torch::tensor({-25.0, -25.0, -5.0}));
+  EXPECT_NEAR(w[0].item<double>(), w[1].item<double>(), 1e-9);
+  EXPECT_LT(w[0].item<double>(), w[2].item<double>());
+  EXPECT_NEAR(w.mean().item<double>(), 1.0, 1e-9);
+}

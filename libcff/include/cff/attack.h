@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <ATen/core/Generator.h>
+#include <c10/util/Optional.h>
 #include <torch/types.h>
 
 #include "cff/energy.h"
@@ -67,6 +69,15 @@ struct AttackResult {
 // taken: f may be frozen. Deterministic for a given spec.seed.
 AttackResult attack(const LogitsFunction &f, const torch::Tensor &x, const torch::Tensor &y, const AttackSpec &spec,
                     const PixelScale &scale);
+
+// Adversarial examples for robust training, in model inputs: `steps` sign steps of `step_size` (pixel units)
+// inside the L-inf eps-ball and [0, 1], ascending CE(f(x*), y) from a uniform point of the ball (PGD,
+// Madry et al. 2018; kl = false) or KL(p(.|x) || p(.|x*)) from x + 0.001 N(0, I) (TRADES, Zhang et al.
+// 2019; kl = true, y unused). Random draws on the CPU from `generator` (then moved to x's device). Only
+// input gradients are taken: f's parameters keep no gradient from this.
+torch::Tensor training_adversary(const LogitsFunction &f, const torch::Tensor &x, const torch::Tensor &y, bool kl,
+                                 double eps, int64_t steps, double step_size, const PixelScale &scale,
+                                 c10::optional<at::Generator> generator = c10::nullopt);
 
 // The per-image loss an attack maximises (exposed for tests), on logits [N, K]; targets [N] or undefined.
 torch::Tensor attack_loss(const torch::Tensor &logits, const torch::Tensor &y, const torch::Tensor &targets,

@@ -5,6 +5,9 @@
 #include <c10/util/Optional.h>
 #include <torch/types.h>
 
+#include <string>
+
+#include "cff/attack.h"
 #include "cff/energy.h"
 #include "cff/schedule.h"
 
@@ -53,6 +56,35 @@ CffLossTerms cff_loss(const LogitsFunction &f, const torch::Tensor &x0, const to
 // The outliers of the energy-margin term: each image's 4 x 4 grid of cells (H/4 x W/4 pixels each; any
 // remainder rows and columns stay in place) rearranged by one random permutation that is not the identity.
 torch::Tensor shuffled_patches(const torch::Tensor &x, c10::optional<at::Generator> generator = c10::nullopt);
+
+// Robust training terms, added to the objective's loss (whose clean CE and, for cff, force terms stay, so a
+// robust model still generates and denoises). x* comes from training_adversary (cff/attack.h):
+//   pgd     CE(f(x*), y), x* from PGD on CE (Madry et al. 2018);
+//   trades  beta * KL(p(.|x) || p(.|x*)), x* from ascent on that KL (Zhang et al. 2019);
+//   weat    mean_i w_i (CE(f(x*_i), y_i) + beta KL_i), x* as for trades, with w_i = 1 / log(1 + exp(|U(x_i)|))
+//           on the clean free energy, detached and divided by its batch mean (Mirza et al., seed 002: only
+//           relative weights matter, and cff's |U| of ~25 would otherwise scale the terms down ~25x).
+struct RobustLossOptions {
+  std::string mode = "none";  // none | pgd | trades | weat
+  double eps = 0.1;           // L-inf radius in [0, 1] pixel units
+  int64_t steps = 10;         // attack steps per training step (each costs about one forward and backward pass)
+  double step_size = 0.0;     // pixel units; 0 = eps / 4
+  double beta = 6.0;          // the KL weight of trades and weat
+  PixelScale scale;           // the inputs' normalisation
+  void validate() const;      // throws std::invalid_argument naming the field
+};
+
+struct RobustTerms {
+  torch::Tensor total;               // the term to add (scalar, differentiable)
+  torch::Tensor logits_adversarial;  // f(x*), detached, for bookkeeping
+};
+
+// The robust term for a batch (mode must not be none). Random draws as in cff_loss.
+RobustTerms robust_loss(const LogitsFunction &f, const torch::Tensor &x0, const torch::Tensor &y,
+                        const RobustLossOptions &options, c10::optional<at::Generator> generator = c10::nullopt);
+
+// The per-image WEAT weights: 1 / log(1 + exp(|U|)) for free energies U [N], divided by their mean.
+torch::Tensor weat_weights(const torch::Tensor &energy);
 
 // Plain cross-entropy on clean images: the `ce` baseline objective. Same struct, other terms zero.
 CffLossTerms cross_entropy_loss(const LogitsFunction &f, const torch::Tensor &x0, const torch::Tensor &y);
