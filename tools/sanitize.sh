@@ -32,6 +32,11 @@ ninja -C "$build" >&2
 
 export CFF_STATE_CYCLES="${CFF_STATE_CYCLES:-100}"
 export GST_REGISTRY_FORK=no
+# Programs that are not instrumented (gst-launch-1.0, python3, bash) load the instrumented plugin or run
+# instrumented tools: the sanitizer runtimes must come first in every process.
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)${LD_PRELOAD:+ $LD_PRELOAD}"
+# OpenCV's FireWire camera backend enumerates USB devices through libusb, which keeps that list: not needed here.
+export OPENCV_VIDEOIO_PRIORITY_DC1394=0
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:detect_odr_violation=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export LSAN_OPTIONS="suppressions=$root/tools/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
