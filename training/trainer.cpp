@@ -130,23 +130,9 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   if (!in) throw std::runtime_error(path + ": no checkpoint to resume from");
   std::stringstream buffer;
   buffer << in.rdbuf();
-  std::string content = buffer.str();
-  if (content.size() < 4) throw std::runtime_error(path + ": checkpoint is truncated");
-  uint32_t crc;
-  std::memcpy(&crc, content.data() + content.size() - 4, 4);
-  content.resize(content.size() - 4);
-  if (crc32_z(0, reinterpret_cast<const Bytef *>(content.data()), content.size()) != crc) throw std::runtime_error(path + ": checkpoint is corrupt (checksum)");
-  std::istringstream stream(content);
-  torch::serialize::InputArchive archive, model, ema, optim;
-  archive.load_from(stream);
-  archive.read("model", model);
-  archive.read("ema", ema);
-  archive.read("optimizer", optim);
-  torch::Tensor stored;
-  archive.read("options", stored);
-  const std::string stored_options(reinterpret_cast<const char *>(stored.data_ptr<uint8_t>()), stored.numel());
+  auto checkpoint = read_checkpoint(buffer.str(), path);
   // The options that shape the result must match, or "resume" would silently train something else.
-  auto a = nlohmann::json::parse(stored_options), b = options_json;
+  auto a = checkpoint.options, b = options_json;
   // Checkpoints from before --force-fraction existed trained every image of the batch with the force.
   if (!a.contains("force_fraction")) a["force_fraction"] = 1.0;
   // Checkpoints from before the CE-first warm-up trained with the full force weight from the first step.
@@ -164,16 +150,12 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
     b.erase(volatile_key);
   }
   if (a != b) throw std::runtime_error(path + ": checkpoint was made with different options (" + a.dump() + ")");
-  s.net->load(model);
-  s.ema->load(ema);
-  s.optimizer->load(optim);
-  torch::Tensor epoch;
-  archive.read("epoch", epoch);
-  s.epoch = epoch.item<int64_t>();
-  // Checkpoints from before the CE-first warm-up trained with the noised terms from the first step.
-  torch::Tensor value;
-  s.noised_from = archive.try_read("noised_from", value) ? value.item<int64_t>() : 0;
-  s.running_accuracy = archive.try_read("running_accuracy", value) ? value.item<double>() : 0.0;
+  s.net->load(checkpoint.model);
+  s.ema->load(checkpoint.ema);
+  s.optimizer->load(checkpoint.optimizer);
+  s.epoch = checkpoint.epoch;
+  s.noised_from = checkpoint.noised_from;
+  s.running_accuracy = checkpoint.running_accuracy;
 }
 
 nlohmann::json options_to_json(const TrainOptions &o) {
@@ -293,6 +275,35 @@ Split split_training_data(TrainOptions &opt) {
 }
 
 }  // namespace
+
+Checkpoint read_checkpoint(const std::string &bytes, const std::string &source) {
+  if (bytes.size() < 4) throw std::runtime_error(source + ": checkpoint is truncated");
+  uint32_t crc;
+  std::memcpy(&crc, bytes.data() + bytes.size() - 4, 4);
+  const size_t size = bytes.size() - 4;
+  if (crc32_z(0, reinterpret_cast<const Bytef *>(bytes.data()), size) != crc) {
+    throw std::runtime_error(source + ": checkpoint is corrupt (checksum)");
+  }
+  std::istringstream stream(bytes.substr(0, size));
+  Checkpoint c;
+  torch::serialize::InputArchive archive;
+  archive.load_from(stream);
+  archive.read("model", c.model);
+  archive.read("ema", c.ema);
+  archive.read("optimizer", c.optimizer);
+  torch::Tensor stored;
+  archive.read("options", stored);
+  const std::string stored_options(reinterpret_cast<const char *>(stored.data_ptr<uint8_t>()), stored.numel());
+  c.options = nlohmann::json::parse(stored_options);
+  torch::Tensor epoch;
+  archive.read("epoch", epoch);
+  c.epoch = epoch.item<int64_t>();
+  // Checkpoints from before the CE-first warm-up trained with the noised terms from the first step.
+  torch::Tensor value;
+  c.noised_from = archive.try_read("noised_from", value) ? value.item<int64_t>() : 0;
+  c.running_accuracy = archive.try_read("running_accuracy", value) ? value.item<double>() : 0.0;
+  return c;
+}
 
 std::string checkpoint_path(const std::string &run_dir) { return (fs::path(run_dir) / "checkpoint.pt").string(); }
 
