@@ -63,11 +63,13 @@ std::vector<int64_t> idx_header(const std::string &bytes, const std::string &pat
   if (bytes.size() < 4 + 4 * rank) throw DatasetError(path + ": too short for an IDX header");
   std::vector<int64_t> dims(rank);
   uint64_t count = 1;
+  bool overflow = false;  // three 32-bit dimensions can multiply past 64 bits (and wrap to a small count)
   for (uint32_t i = 0; i < rank; ++i) {
     dims[i] = big_endian_u32(bytes, 4 + 4 * i);
-    count *= static_cast<uint64_t>(dims[i]);
+    overflow = __builtin_mul_overflow(count, static_cast<uint64_t>(dims[i]), &count) || overflow;
   }
   const uint64_t available = bytes.size() - 4 - 4 * rank;
+  if (overflow) throw DatasetError(path + ": truncated (the header's dimensions ask for more than 2^64 bytes)");
   if (count > available) {
     const uint64_t per_record = rank > 1 ? count / std::max<int64_t>(1, dims[0]) : 1;
     throw DatasetError(path + ": truncated at record " + std::to_string(available / std::max<uint64_t>(1, per_record)) +
@@ -98,7 +100,8 @@ torch::Tensor read_idx_images(const std::string &path) {
   const auto bytes = read_maybe_gzip(path);
   const auto dims = idx_header(bytes, path, 3);
   auto t = torch::empty({dims[0], 1, dims[1], dims[2]}, torch::kUInt8);
-  std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + 16, static_cast<size_t>(t.numel()));
+  // An empty tensor has no data pointer (memcpy to null is undefined even for 0 bytes).
+  if (t.numel() > 0) std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + 16, static_cast<size_t>(t.numel()));
   return t;
 }
 
@@ -106,7 +109,7 @@ torch::Tensor read_idx_labels(const std::string &path) {
   const auto bytes = read_maybe_gzip(path);
   const auto dims = idx_header(bytes, path, 1);
   auto t = torch::empty({dims[0]}, torch::kUInt8);
-  std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + 8, static_cast<size_t>(t.numel()));
+  if (t.numel() > 0) std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + 8, static_cast<size_t>(t.numel()));
   return t.to(torch::kLong);
 }
 

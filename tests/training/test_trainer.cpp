@@ -481,3 +481,42 @@ TEST(Files, AppendOnAFullDiskFailsNamingThePathAndTheReason_n) {
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), "a\nb\n");
   fs::remove(path);
 }
+
+// Found by fuzz/fuzz_idx (issue 19): an IDX file of zero records (memcpy to an empty tensor's null pointer),
+// and dimensions whose product wraps past 64 bits to a count the file seemed to hold.
+TEST(IdxFiles, EmptyAndOverflowingHeaders_n) {
+  const auto dir = fs::temp_directory_path() / ("cff_idx_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto path = (dir / "images").string();
+  {
+    std::ofstream out(path, std::ios::binary);
+    write_u32(out, 0x803);
+    write_u32(out, 0);
+    write_u32(out, 28);
+    write_u32(out, 28);
+  }
+  EXPECT_EQ(cff::data::read_idx_images(path).sizes(), (std::vector<int64_t>{0, 1, 28, 28}));
+  {
+    std::ofstream out(path, std::ios::binary);
+    write_u32(out, 0x801);
+    write_u32(out, 0);
+  }
+  EXPECT_EQ(cff::data::read_idx_labels(path).numel(), 0);
+  {
+    // 2^22 * 2^21 * 2^21 = 2^64: wraps to 0.
+    std::ofstream out(path, std::ios::binary);
+    write_u32(out, 0x803);
+    write_u32(out, 1u << 22);
+    write_u32(out, 1u << 21);
+    write_u32(out, 1u << 21);
+    out << std::string(16, '\0');
+  }
+  try {
+    cff::data::read_idx_images(path);
+    ADD_FAILURE() << "no error";
+  } catch (const DatasetError &e) {
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
