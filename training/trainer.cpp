@@ -65,6 +65,9 @@ void copy_parameters(Classifier &to, Classifier &from) {
   for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
 }
 
+// The first line of a LibTorch error message (the rest is where in LibTorch it was raised).
+std::string first_line(const std::string &message) { return message.substr(0, message.find('\n')); }
+
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds);
   char buf[32];
@@ -150,9 +153,14 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
     b.erase(volatile_key);
   }
   if (a != b) throw std::runtime_error(path + ": checkpoint was made with different options (" + a.dump() + ")");
-  s.net->load(checkpoint.model);
-  s.ema->load(checkpoint.ema);
-  s.optimizer->load(checkpoint.optimizer);
+  try {
+    s.net->load(checkpoint.model);
+    s.ema->load(checkpoint.ema);
+    s.optimizer->load(checkpoint.optimizer);
+  } catch (const c10::Error &e) {
+    throw std::runtime_error(path + ": checkpoint does not fit this run's network (" +
+                             first_line(e.what_without_backtrace()) + ")");
+  }
   s.epoch = checkpoint.epoch;
   s.noised_from = checkpoint.noised_from;
   s.running_accuracy = checkpoint.running_accuracy;
@@ -286,22 +294,36 @@ Checkpoint read_checkpoint(const std::string &bytes, const std::string &source) 
   }
   std::istringstream stream(bytes.substr(0, size));
   Checkpoint c;
-  torch::serialize::InputArchive archive;
-  archive.load_from(stream);
-  archive.read("model", c.model);
-  archive.read("ema", c.ema);
-  archive.read("optimizer", c.optimizer);
-  torch::Tensor stored;
-  archive.read("options", stored);
-  const std::string stored_options(reinterpret_cast<const char *>(stored.data_ptr<uint8_t>()), stored.numel());
-  c.options = nlohmann::json::parse(stored_options);
-  torch::Tensor epoch;
-  archive.read("epoch", epoch);
-  c.epoch = epoch.item<int64_t>();
-  // Checkpoints from before the CE-first warm-up trained with the noised terms from the first step.
-  torch::Tensor value;
-  c.noised_from = archive.try_read("noised_from", value) ? value.item<int64_t>() : 0;
-  c.running_accuracy = archive.try_read("running_accuracy", value) ? value.item<double>() : 0.0;
+  // A checkpoint whose checksum matches can still be damaged (written by another version, or by hand):
+  // LibTorch's and the JSON parser's errors become one line naming the file.
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(stream);
+    archive.read("model", c.model);
+    archive.read("ema", c.ema);
+    archive.read("optimizer", c.optimizer);
+    torch::Tensor stored;
+    archive.read("options", stored);
+    if (stored.scalar_type() != torch::kUInt8 || stored.dim() != 1) {
+      throw std::runtime_error(source + ": checkpoint is damaged (its options are not a byte string)");
+    }
+    stored = stored.contiguous();
+    const std::string stored_options(reinterpret_cast<const char *>(stored.data_ptr<uint8_t>()),
+                                     static_cast<size_t>(stored.numel()));
+    c.options = nlohmann::json::parse(stored_options);
+    if (!c.options.is_object()) throw std::runtime_error(source + ": checkpoint is damaged (its options are not an object)");
+    torch::Tensor epoch;
+    archive.read("epoch", epoch);
+    c.epoch = epoch.item<int64_t>();
+    // Checkpoints from before the CE-first warm-up trained with the noised terms from the first step.
+    torch::Tensor value;
+    c.noised_from = archive.try_read("noised_from", value) ? value.item<int64_t>() : 0;
+    c.running_accuracy = archive.try_read("running_accuracy", value) ? value.item<double>() : 0.0;
+  } catch (const c10::Error &e) {
+    throw std::runtime_error(source + ": checkpoint is damaged (" + first_line(e.what_without_backtrace()) + ")");
+  } catch (const nlohmann::json::exception &e) {
+    throw std::runtime_error(source + ": checkpoint is damaged (its options: " + e.what() + ")");
+  }
   return c;
 }
 

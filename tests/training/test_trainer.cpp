@@ -5,9 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <zlib.h>
 
 #include "cff/model_file.h"
 #include "data/datasets.h"
@@ -520,3 +522,37 @@ TEST(IdxFiles, EmptyAndOverflowingHeaders_n) {
   fs::remove_all(dir);
 }
 
+// Found by fuzz/fuzz_checkpoint (issue 19): a checkpoint whose CRC trailer matches but whose content is not a
+// LibTorch archive, or whose stored options are not JSON, let LibTorch's (many-line) and the JSON parser's
+// exceptions out of --resume instead of a one-line error naming the file.
+TEST(Checkpoint, DamagedContentIsRefusedByName_n) {
+  auto with_crc = [](std::string content) {
+    const auto crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef *>(content.data()), content.size()));
+    content.append(reinterpret_cast<const char *>(&crc), sizeof(crc));
+    return content;
+  };
+  auto expect_refused = [](const std::string &bytes, const std::string &part) {
+    try {
+      cff::train::read_checkpoint(bytes, "run/checkpoint.pt");
+      ADD_FAILURE() << "no error";
+    } catch (const std::runtime_error &e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.find("run/checkpoint.pt: checkpoint is damaged"), 0u) << what;
+      EXPECT_NE(what.find(part), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  };
+  expect_refused(with_crc("PK\x03\x04 certainly not a zip archive"), "zip archive");
+  // A real archive whose options are not JSON.
+  torch::serialize::OutputArchive archive, empty;
+  archive.write("model", empty);
+  archive.write("ema", empty);
+  archive.write("optimizer", empty);
+  archive.write("epoch", torch::tensor(int64_t{1}, torch::kLong));
+  const std::string opts = "{not json";
+  archive.write("options", torch::from_blob(const_cast<char *>(opts.data()), {static_cast<int64_t>(opts.size())},
+                                            torch::kUInt8).clone());
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  expect_refused(with_crc(bytes.str()), "its options");
+}
