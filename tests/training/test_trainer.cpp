@@ -485,7 +485,8 @@ TEST(Files, AppendOnAFullDiskFailsNamingThePathAndTheReason_n) {
 }
 
 // Found by fuzz/fuzz_idx (issue 19): an IDX file of zero records (memcpy to an empty tensor's null pointer),
-// and dimensions whose product wraps past 64 bits to a count the file seemed to hold.
+// dimensions whose product wraps past 64 bits to a count the file seemed to hold, and zero records of
+// images so large that the tensor's strides overflow.
 TEST(IdxFiles, EmptyAndOverflowingHeaders_n) {
   const auto dir = fs::temp_directory_path() / ("cff_idx_" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -505,7 +506,7 @@ TEST(IdxFiles, EmptyAndOverflowingHeaders_n) {
   }
   EXPECT_EQ(cff::data::read_idx_labels(path).numel(), 0);
   {
-    // 2^22 * 2^21 * 2^21 = 2^64: wraps to 0.
+    // 2^22 * 2^21 * 2^21 = 2^64: would wrap to 0.
     std::ofstream out(path, std::ios::binary);
     write_u32(out, 0x803);
     write_u32(out, 1u << 22);
@@ -517,7 +518,21 @@ TEST(IdxFiles, EmptyAndOverflowingHeaders_n) {
     cff::data::read_idx_images(path);
     ADD_FAILURE() << "no error";
   } catch (const DatasetError &e) {
-    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("more than an image can have"), std::string::npos) << e.what();
+  }
+  {
+    // Zero records of 64516 x 2880154539 bytes: the tensor's strides would overflow.
+    std::ofstream out(path, std::ios::binary);
+    write_u32(out, 0x803);
+    write_u32(out, 0);
+    write_u32(out, 0xfc04);
+    write_u32(out, 0xabababab);
+  }
+  try {
+    cff::data::read_idx_images(path);
+    ADD_FAILURE() << "no error";
+  } catch (const DatasetError &e) {
+    EXPECT_NE(std::string(e.what()).find("more than an image can have"), std::string::npos) << e.what();
   }
   fs::remove_all(dir);
 }
