@@ -40,14 +40,13 @@ targets="${FUZZ_TARGETS:-fuzz_model_file fuzz_idx fuzz_cifar fuzz_image_folder f
 
 # Sanitizer reports abort (a finding); the registry is private and empty (the frame target needs no plugin).
 export ASAN_OPTIONS="abort_on_error=1:detect_odr_violation=0:${ASAN_OPTIONS:-}"
+export LSAN_OPTIONS="suppressions=$root/fuzz/lsan.supp:${LSAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export GST_PLUGIN_SYSTEM_PATH_1_0="" GST_PLUGIN_PATH_1_0="" GST_REGISTRY_FORK=no
 
 work="$build/fuzz-work"
 mkdir -p "$work"
-summary="$work/summary.md"
-printf '| target | executions | time (s) | exec/s | coverage (edges) | features | corpus | peak RSS (MB) | findings |\n' >"$summary"
-printf '|---|---:|---:|---:|---:|---:|---:|---:|---|\n' >>"$summary"
+rows=()
 total_findings=0
 for target in $targets; do
   exe="$build/fuzz/$target"
@@ -84,7 +83,10 @@ for target in $targets; do
     what="$findings ($(ls "$dir/artifacts" | tr '\n' ' ')rc $rc; see $dir/log)"
   fi
   printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$target" "${execs:-?}" "$elapsed" "${rate:-?}" \
-    "${cov:-?}" "${ft:-?}" "${corpus:-?}" "${rss:-?}" "$what" >>"$summary"
+    "${cov:-?}" "${ft:-?}" "${corpus:-?}" "${rss:-?}" "$what" >"$dir/row"
+  rows+=("$dir/row")
 done
-cat "$summary"
+printf '| target | executions | time (s) | exec/s | coverage (edges) | features | corpus | peak RSS (MB) | findings |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|---|\n'
+[ ${#rows[@]} -eq 0 ] || cat "${rows[@]}"
 [ "$total_findings" -eq 0 ]
