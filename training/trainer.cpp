@@ -307,22 +307,39 @@ Checkpoint read_checkpoint(const std::string &bytes, const std::string &source) 
     if (stored.scalar_type() != torch::kUInt8 || stored.dim() != 1) {
       throw std::runtime_error(source + ": checkpoint is damaged (its options are not a byte string)");
     }
+    // (LibTorch 1.13's reader does not check a tensor's size against the bytes of its storage record, so a
+    // forged archive with a matching CRC can still make this read past them: fuzz/known/, docs.)
     stored = stored.contiguous();
     const std::string stored_options(reinterpret_cast<const char *>(stored.data_ptr<uint8_t>()),
                                      static_cast<size_t>(stored.numel()));
     c.options = nlohmann::json::parse(stored_options);
     if (!c.options.is_object()) throw std::runtime_error(source + ": checkpoint is damaged (its options are not an object)");
+    // One number each.
+    auto scalar = [&](const torch::Tensor &t, const char *name) {
+      if (t.numel() != 1) {
+        throw std::runtime_error(source + ": checkpoint is damaged (" + name + " is not one number)");
+      }
+      return t;
+    };
     torch::Tensor epoch;
     archive.read("epoch", epoch);
-    c.epoch = epoch.item<int64_t>();
+    c.epoch = scalar(epoch, "epoch").item<int64_t>();
     // Checkpoints from before the CE-first warm-up trained with the noised terms from the first step.
     torch::Tensor value;
-    c.noised_from = archive.try_read("noised_from", value) ? value.item<int64_t>() : 0;
-    c.running_accuracy = archive.try_read("running_accuracy", value) ? value.item<double>() : 0.0;
+    c.noised_from = archive.try_read("noised_from", value) ? scalar(value, "noised_from").item<int64_t>() : 0;
+    c.running_accuracy =
+        archive.try_read("running_accuracy", value) ? scalar(value, "running_accuracy").item<double>() : 0.0;
   } catch (const c10::Error &e) {
     throw std::runtime_error(source + ": checkpoint is damaged (" + first_line(e.what_without_backtrace()) + ")");
   } catch (const nlohmann::json::exception &e) {
     throw std::runtime_error(source + ": checkpoint is damaged (its options: " + e.what() + ")");
+  } catch (const std::runtime_error &) {
+    throw;
+  } catch (const std::exception &e) {
+    // LibTorch's archive reader also throws torch::jit::ErrorReport and std::out_of_range.
+    std::string what = e.what();
+    what.erase(0, what.find_first_not_of('\n'));
+    throw std::runtime_error(source + ": checkpoint is damaged (" + first_line(what) + ")");
   }
   return c;
 }

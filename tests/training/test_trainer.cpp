@@ -2,6 +2,7 @@
 // uninterrupted run bit for bit, the export reproduces its recorded accuracy, bad data fails clearly.
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -570,4 +571,31 @@ TEST(Checkpoint, DamagedContentIsRefusedByName_n) {
   std::ostringstream bytes;
   archive.save_to(bytes);
   expect_refused(with_crc(bytes.str()), "its options");
+}
+
+// Found by fuzz/fuzz_checkpoint (issue 19): archives whose reading throws torch::jit::ErrorReport or
+// std::out_of_range (neither is a c10::Error). The fuzzer's inputs (fuzz/corpus/fuzz_checkpoint/regress-*),
+// with their CRC trailer made to match, are each refused with one line naming the file.
+TEST(Checkpoint, FuzzFindingsAreRefusedByName_n) {
+  const char *source_root = std::getenv("CFF_SOURCE_ROOT");
+  if (!source_root) GTEST_SKIP() << "run through meson test";
+  int checked = 0;
+  for (const auto &entry : fs::directory_iterator(fs::path(source_root) / "fuzz" / "corpus" / "fuzz_checkpoint")) {
+    if (entry.path().filename().string().rfind("regress-", 0) != 0) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_GE(bytes.size(), 4u);
+    const auto crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef *>(bytes.data()), bytes.size() - 4));
+    std::memcpy(&bytes[bytes.size() - 4], &crc, 4);
+    try {
+      cff::train::read_checkpoint(bytes, "run/checkpoint.pt");
+      ADD_FAILURE() << entry.path() << ": no error";
+    } catch (const std::runtime_error &e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.find("run/checkpoint.pt: checkpoint is damaged"), 0u) << entry.path() << ": " << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << entry.path() << ": " << what;
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 3);
 }
