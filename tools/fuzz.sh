@@ -7,7 +7,8 @@
 #   tools/fuzz.sh --seeds [BUILD_DIR]                 (rewrites fuzz/corpus with fuzz_make_seeds)
 #
 # Environment: FUZZ_TARGETS (names, default all built), RUNS (default 1000000; 0 = no limit),
-# FUZZ_ARGS (more libFuzzer flags). Findings (crash-*, leak-*, timeout-*, oom-*) are kept in
+# FUZZ_ARGS (more libFuzzer flags: "-fork=1 -ignore_crashes=1" keeps going after a crash, e.g. LibTorch's
+# known crash on damaged TorchScript archives in fuzz_checkpoint, and keeps every crash as a finding). Findings (crash-*, leak-*, timeout-*, oom-*) are kept in
 # BUILD_DIR/fuzz-work/<target>/artifacts/ and the script exits 1 if there is any; the run's log is
 # BUILD_DIR/fuzz-work/<target>/log. Reproduce one with: BUILD_DIR/fuzz/<target> FILE
 set -euo pipefail
@@ -72,9 +73,12 @@ for target in $targets; do
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log" | tail -1)
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$dir/log" | tail -1)
   last=$(grep -E '^#[0-9]+' "$dir/log" | grep ' cov: ' | tail -1 || true)
+  # -fork mode prints no final stats: its status lines start with the total executions ("#N: cov: ...").
+  [ -n "$execs" ] || execs=$(sed -n 's/^#\([0-9]*\):.*/\1/p' <<<"$last")
+  [ -n "$rate" ] || { [ "$elapsed" -gt 0 ] && [ -n "$execs" ] && rate=$((execs / elapsed)); } || true
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
-  corpus=$(sed -n 's/.* corp: \([0-9]*\/[0-9a-zA-Z]*\).*/\1/p' <<<"$last")
+  corpus=$(sed -n 's/.* corp: \([0-9]*\(\/[0-9a-zA-Z]*\)\{0,1\}\).*/\1/p' <<<"$last")
   findings=$(find "$dir/artifacts" -type f | wc -l)
   if [ "$rc" -ne 0 ] && [ "$findings" -eq 0 ]; then findings=1; fi
   total_findings=$((total_findings + findings))
