@@ -62,11 +62,17 @@ std::vector<int64_t> idx_header(const std::string &bytes, const std::string &pat
   }
   if (bytes.size() < 4 + 4 * rank) throw DatasetError(path + ": too short for an IDX header");
   std::vector<int64_t> dims(rank);
-  uint64_t count = 1;
-  for (uint32_t i = 0; i < rank; ++i) {
-    dims[i] = big_endian_u32(bytes, 4 + 4 * i);
-    count *= static_cast<uint64_t>(dims[i]);
+  for (uint32_t i = 0; i < rank; ++i) dims[i] = big_endian_u32(bytes, 4 + 4 * i);
+  // A record (one image) of more than 2^31 bytes is no dataset's. Refusing it first keeps the count below
+  // 2^63 (three 32-bit dimensions could otherwise wrap 64 bits to a count the file seems to hold), and keeps
+  // a file of zero records from giving a tensor whose strides overflow.
+  uint64_t record = 1;
+  for (uint32_t i = 1; i < rank; ++i) record *= static_cast<uint64_t>(dims[i]);  // two 32-bit factors: no overflow
+  if (record > (uint64_t{1} << 31)) {
+    throw DatasetError(path + ": records of " + std::to_string(record) + " bytes (" + std::to_string(dims[1]) + " x " +
+                       std::to_string(dims[2]) + "), more than an image can have");
   }
+  const uint64_t count = static_cast<uint64_t>(dims[0]) * record;
   const uint64_t available = bytes.size() - 4 - 4 * rank;
   if (count > available) {
     const uint64_t per_record = rank > 1 ? count / std::max<int64_t>(1, dims[0]) : 1;
@@ -98,7 +104,8 @@ torch::Tensor read_idx_images(const std::string &path) {
   const auto bytes = read_maybe_gzip(path);
   const auto dims = idx_header(bytes, path, 3);
   auto t = torch::empty({dims[0], 1, dims[1], dims[2]}, torch::kUInt8);
-  std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + 16, static_cast<size_t>(t.numel()));
+  // An empty tensor has no data pointer (memcpy to null is undefined even for 0 bytes).
+  if (t.numel() > 0) std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + 16, static_cast<size_t>(t.numel()));
   return t;
 }
 
@@ -106,7 +113,7 @@ torch::Tensor read_idx_labels(const std::string &path) {
   const auto bytes = read_maybe_gzip(path);
   const auto dims = idx_header(bytes, path, 1);
   auto t = torch::empty({dims[0]}, torch::kUInt8);
-  std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + 8, static_cast<size_t>(t.numel()));
+  if (t.numel() > 0) std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + 8, static_cast<size_t>(t.numel()));
   return t.to(torch::kLong);
 }
 

@@ -14,6 +14,7 @@ packages=(
   dataset-fashion-mnist opencv-doc
   gstreamer1.0-plugins-ugly gstreamer1.0-libav
   valgrind
+  clang-14 libclang-rt-14-dev
   python3-gst-1.0 gstreamer1.0-python3-plugin-loader python3-torch python3-numpy python3-opencv
 )
 

@@ -65,6 +65,9 @@ void copy_parameters(Classifier &to, Classifier &from) {
   for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
 }
 
+// The first line of a LibTorch error message (the rest is where in LibTorch it was raised).
+std::string first_line(const std::string &message) { return message.substr(0, message.find('\n')); }
+
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds);
   char buf[32];
@@ -173,23 +176,9 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   if (!in) throw std::runtime_error(path + ": no checkpoint to resume from");
   std::stringstream buffer;
   buffer << in.rdbuf();
-  std::string content = buffer.str();
-  if (content.size() < 4) throw std::runtime_error(path + ": checkpoint is truncated");
-  uint32_t crc;
-  std::memcpy(&crc, content.data() + content.size() - 4, 4);
-  content.resize(content.size() - 4);
-  if (crc32_z(0, reinterpret_cast<const Bytef *>(content.data()), content.size()) != crc) throw std::runtime_error(path + ": checkpoint is corrupt (checksum)");
-  std::istringstream stream(content);
-  torch::serialize::InputArchive archive, model, ema, optim;
-  archive.load_from(stream);
-  archive.read("model", model);
-  archive.read("ema", ema);
-  archive.read("optimizer", optim);
-  torch::Tensor stored;
-  archive.read("options", stored);
-  const std::string stored_options(reinterpret_cast<const char *>(stored.data_ptr<uint8_t>()), stored.numel());
+  auto checkpoint = read_checkpoint(buffer.str(), path);
   // The options that shape the result must match, or "resume" would silently train something else.
-  auto a = nlohmann::json::parse(stored_options), b = options_json;
+  auto a = checkpoint.options, b = options_json;
   // Checkpoints from before --force-fraction existed trained every image of the batch with the force.
   if (!a.contains("force_fraction")) a["force_fraction"] = 1.0;
   // Checkpoints from before the CE-first warm-up trained with the full force weight from the first step.
@@ -215,16 +204,17 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
     throw std::runtime_error(path + ": checkpoint was made with different options: " + option_differences(a, b) +
                              " (resume with the checkpoint's options, or start a new run)");
   }
-  s.net->load(model);
-  s.ema->load(ema);
-  s.optimizer->load(optim);
-  torch::Tensor epoch;
-  archive.read("epoch", epoch);
-  s.epoch = epoch.item<int64_t>();
-  // Checkpoints from before the CE-first warm-up trained with the noised terms from the first step.
-  torch::Tensor value;
-  s.noised_from = archive.try_read("noised_from", value) ? value.item<int64_t>() : 0;
-  s.running_accuracy = archive.try_read("running_accuracy", value) ? value.item<double>() : 0.0;
+  try {
+    s.net->load(checkpoint.model);
+    s.ema->load(checkpoint.ema);
+    s.optimizer->load(checkpoint.optimizer);
+  } catch (const c10::Error &e) {
+    throw std::runtime_error(path + ": checkpoint does not fit this run's network (" +
+                             first_line(e.what_without_backtrace()) + ")");
+  }
+  s.epoch = checkpoint.epoch;
+  s.noised_from = checkpoint.noised_from;
+  s.running_accuracy = checkpoint.running_accuracy;
 }
 
 nlohmann::json options_to_json(const TrainOptions &o) {
@@ -346,6 +336,66 @@ Split split_training_data(TrainOptions &opt) {
 }
 
 }  // namespace
+
+Checkpoint read_checkpoint(const std::string &bytes, const std::string &source) {
+  if (bytes.size() < 4) throw std::runtime_error(source + ": checkpoint is truncated");
+  uint32_t crc;
+  std::memcpy(&crc, bytes.data() + bytes.size() - 4, 4);
+  const size_t size = bytes.size() - 4;
+  if (crc32_z(0, reinterpret_cast<const Bytef *>(bytes.data()), size) != crc) {
+    throw std::runtime_error(source + ": checkpoint is corrupt (checksum)");
+  }
+  std::istringstream stream(bytes.substr(0, size));
+  Checkpoint c;
+  // A checkpoint whose checksum matches can still be damaged (written by another version, or by hand):
+  // LibTorch's and the JSON parser's errors become one line naming the file.
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(stream);
+    archive.read("model", c.model);
+    archive.read("ema", c.ema);
+    archive.read("optimizer", c.optimizer);
+    torch::Tensor stored;
+    archive.read("options", stored);
+    if (stored.scalar_type() != torch::kUInt8 || stored.dim() != 1) {
+      throw std::runtime_error(source + ": checkpoint is damaged (its options are not a byte string)");
+    }
+    // (LibTorch 1.13's reader does not check a tensor's size against the bytes of its storage record, so a
+    // forged archive with a matching CRC can still make this read past them: fuzz/known/, docs.)
+    stored = stored.contiguous();
+    const std::string stored_options(reinterpret_cast<const char *>(stored.data_ptr<uint8_t>()),
+                                     static_cast<size_t>(stored.numel()));
+    c.options = nlohmann::json::parse(stored_options);
+    if (!c.options.is_object()) throw std::runtime_error(source + ": checkpoint is damaged (its options are not an object)");
+    // One number each.
+    auto scalar = [&](const torch::Tensor &t, const char *name) {
+      if (t.numel() != 1) {
+        throw std::runtime_error(source + ": checkpoint is damaged (" + name + " is not one number)");
+      }
+      return t;
+    };
+    torch::Tensor epoch;
+    archive.read("epoch", epoch);
+    c.epoch = scalar(epoch, "epoch").item<int64_t>();
+    // Checkpoints from before the CE-first warm-up trained with the noised terms from the first step.
+    torch::Tensor value;
+    c.noised_from = archive.try_read("noised_from", value) ? scalar(value, "noised_from").item<int64_t>() : 0;
+    c.running_accuracy =
+        archive.try_read("running_accuracy", value) ? scalar(value, "running_accuracy").item<double>() : 0.0;
+  } catch (const c10::Error &e) {
+    throw std::runtime_error(source + ": checkpoint is damaged (" + first_line(e.what_without_backtrace()) + ")");
+  } catch (const nlohmann::json::exception &e) {
+    throw std::runtime_error(source + ": checkpoint is damaged (its options: " + e.what() + ")");
+  } catch (const std::runtime_error &) {
+    throw;
+  } catch (const std::exception &e) {
+    // LibTorch's archive reader also throws torch::jit::ErrorReport and std::out_of_range.
+    std::string what = e.what();
+    what.erase(0, what.find_first_not_of('\n'));
+    throw std::runtime_error(source + ": checkpoint is damaged (" + first_line(what) + ")");
+  }
+  return c;
+}
 
 std::string checkpoint_path(const std::string &run_dir) { return (fs::path(run_dir) / "checkpoint.pt").string(); }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <torch/serialize/input-archive.h>
 
 #include "cff/model_file.h"
 #include "cff/loss.h"
@@ -112,6 +113,19 @@ nlohmann::json fit_ood_scores(Model &model, const torch::Tensor &train_x, const 
 // cff-train --fit-ood MODEL: refits MODEL's OOD scores on --data (the same hold-out split as training with
 // the same --seed and --holdout) and writes the model to --export, or over MODEL (atomically).
 void refit_ood(const TrainOptions &options, const std::string &model_path);
+
+// What a checkpoint holds, as --resume reads it: the archives of the network, its EMA and the optimiser,
+// the options the run was made with and where it stopped.
+struct Checkpoint {
+  torch::serialize::InputArchive model, ema, optimizer;
+  nlohmann::json options;
+  int64_t epoch = 0;
+  int64_t noised_from = 0;
+  double running_accuracy = 0;
+};
+// Reads the bytes of a checkpoint file (`source` names it in messages): the CRC trailer, then the archive.
+// Throws std::runtime_error naming `source` on a damaged checkpoint. (The fuzzer fuzz/fuzz_checkpoint calls it.)
+Checkpoint read_checkpoint(const std::string &bytes, const std::string &source);
 
 // The checksum-protected checkpoint file of a run directory.
 std::string checkpoint_path(const std::string &run_dir);

@@ -2,12 +2,15 @@
 // uninterrupted run bit for bit, the export reproduces its recorded accuracy, bad data fails clearly.
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <zlib.h>
 
 #include "cff/model_file.h"
 #include "data/datasets.h"
@@ -582,4 +585,119 @@ TEST(Files, AppendOnAFullDiskFailsNamingThePathAndTheReason_n) {
   std::ifstream in(path);
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), "a\nb\n");
   fs::remove(path);
+}
+
+// Found by fuzz/fuzz_idx (issue 19): an IDX file of zero records (memcpy to an empty tensor's null pointer),
+// dimensions whose product wraps past 64 bits to a count the file seemed to hold, and zero records of
+// images so large that the tensor's strides overflow.
+TEST(IdxFiles, EmptyAndOverflowingHeaders_n) {
+  const auto dir = fs::temp_directory_path() / ("cff_idx_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto path = (dir / "images").string();
+  {
+    std::ofstream out(path, std::ios::binary);
+    write_u32(out, 0x803);
+    write_u32(out, 0);
+    write_u32(out, 28);
+    write_u32(out, 28);
+  }
+  EXPECT_EQ(cff::data::read_idx_images(path).sizes(), (std::vector<int64_t>{0, 1, 28, 28}));
+  {
+    std::ofstream out(path, std::ios::binary);
+    write_u32(out, 0x801);
+    write_u32(out, 0);
+  }
+  EXPECT_EQ(cff::data::read_idx_labels(path).numel(), 0);
+  {
+    // 2^22 * 2^21 * 2^21 = 2^64: would wrap to 0.
+    std::ofstream out(path, std::ios::binary);
+    write_u32(out, 0x803);
+    write_u32(out, 1u << 22);
+    write_u32(out, 1u << 21);
+    write_u32(out, 1u << 21);
+    out << std::string(16, '\0');
+  }
+  try {
+    cff::data::read_idx_images(path);
+    ADD_FAILURE() << "no error";
+  } catch (const DatasetError &e) {
+    EXPECT_NE(std::string(e.what()).find("more than an image can have"), std::string::npos) << e.what();
+  }
+  {
+    // Zero records of 64516 x 2880154539 bytes: the tensor's strides would overflow.
+    std::ofstream out(path, std::ios::binary);
+    write_u32(out, 0x803);
+    write_u32(out, 0);
+    write_u32(out, 0xfc04);
+    write_u32(out, 0xabababab);
+  }
+  try {
+    cff::data::read_idx_images(path);
+    ADD_FAILURE() << "no error";
+  } catch (const DatasetError &e) {
+    EXPECT_NE(std::string(e.what()).find("more than an image can have"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+// Found by fuzz/fuzz_checkpoint (issue 19): a checkpoint whose CRC trailer matches but whose content is not a
+// LibTorch archive, or whose stored options are not JSON, let LibTorch's (many-line) and the JSON parser's
+// exceptions out of --resume instead of a one-line error naming the file.
+TEST(Checkpoint, DamagedContentIsRefusedByName_n) {
+  auto with_crc = [](std::string content) {
+    const auto crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef *>(content.data()), content.size()));
+    content.append(reinterpret_cast<const char *>(&crc), sizeof(crc));
+    return content;
+  };
+  auto expect_refused = [](const std::string &bytes, const std::string &part) {
+    try {
+      cff::train::read_checkpoint(bytes, "run/checkpoint.pt");
+      ADD_FAILURE() << "no error";
+    } catch (const std::runtime_error &e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.find("run/checkpoint.pt: checkpoint is damaged"), 0u) << what;
+      EXPECT_NE(what.find(part), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  };
+  expect_refused(with_crc("PK\x03\x04 certainly not a zip archive"), "zip archive");
+  // A real archive whose options are not JSON.
+  torch::serialize::OutputArchive archive, empty;
+  archive.write("model", empty);
+  archive.write("ema", empty);
+  archive.write("optimizer", empty);
+  archive.write("epoch", torch::tensor(int64_t{1}, torch::kLong));
+  const std::string opts = "{not json";
+  archive.write("options", torch::from_blob(const_cast<char *>(opts.data()), {static_cast<int64_t>(opts.size())},
+                                            torch::kUInt8).clone());
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  expect_refused(with_crc(bytes.str()), "its options");
+}
+
+// Found by fuzz/fuzz_checkpoint (issue 19): archives whose reading throws torch::jit::ErrorReport or
+// std::out_of_range (neither is a c10::Error). The fuzzer's inputs (fuzz/corpus/fuzz_checkpoint/regress-*),
+// with their CRC trailer made to match, are each refused with one line naming the file.
+TEST(Checkpoint, FuzzFindingsAreRefusedByName_n) {
+  const char *source_root = std::getenv("CFF_SOURCE_ROOT");
+  if (!source_root) GTEST_SKIP() << "run through meson test";
+  int checked = 0;
+  for (const auto &entry : fs::directory_iterator(fs::path(source_root) / "fuzz" / "corpus" / "fuzz_checkpoint")) {
+    if (entry.path().filename().string().rfind("regress-", 0) != 0) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_GE(bytes.size(), 4u);
+    const auto crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef *>(bytes.data()), bytes.size() - 4));
+    std::memcpy(&bytes[bytes.size() - 4], &crc, 4);
+    try {
+      cff::train::read_checkpoint(bytes, "run/checkpoint.pt");
+      ADD_FAILURE() << entry.path() << ": no error";
+    } catch (const std::runtime_error &e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.find("run/checkpoint.pt: checkpoint is damaged"), 0u) << entry.path() << ": " << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << entry.path() << ": " << what;
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 3);
 }
