@@ -192,16 +192,51 @@ int state_cycles(int fallback) {
   return cycles > 0 ? cycles : fallback;
 }
 
+namespace {
+
+// VmRSS of this process in kB (0 if /proc cannot tell).
+long resident_kb() {
+  std::FILE *status = std::fopen("/proc/self/status", "r");
+  if (!status) return 0;
+  char line[256];
+  long kb = 0;
+  while (std::fgets(line, sizeof line, status)) {
+    if (std::sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+  }
+  std::fclose(status);
+  return kb;
+}
+
+}  // namespace
+
 void cycle_states(const std::string &pipeline_description, int cycles) {
   GstElement *pipeline = gst_parse_launch(pipeline_description.c_str(), nullptr);
   ASSERT_NE(pipeline, nullptr);
+  // CFF_STATE_RSS=1: the resident set before the first cycle, every 100 cycles and after the last
+  // (tools/stress.sh reads these lines to check that memory stays flat).
+  const char *rss_env = std::getenv("CFF_STATE_RSS");
+  const bool log_rss = rss_env && *rss_env && std::string(rss_env) != "0";
+  const auto log = [&](int cycle) {
+    if (log_rss) std::printf("[ rss      ] cycle %d: VmRSS %ld kB\n", cycle, resident_kb());
+    std::fflush(stdout);
+  };
+  // The pipeline flushes its bus on the way to NULL, so errors are looked for in every cycle.
+  GstBus *bus = gst_element_get_bus(pipeline);
   for (int i = 0; i < cycles; ++i) {
+    if (i % 100 == 0) log(i);
     ASSERT_NE(gst_element_set_state(pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE) << "cycle " << i;
     ASSERT_EQ(gst_element_get_state(pipeline, nullptr, nullptr, 20 * GST_SECOND), GST_STATE_CHANGE_SUCCESS)
         << "cycle " << i;
+    if (GstMessage *error = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
+      GError *e = nullptr;
+      gst_message_parse_error(error, &e, nullptr);
+      ADD_FAILURE() << "cycle " << i << ": " << (e ? e->message : "error");
+      g_clear_error(&e);
+      gst_message_unref(error);
+    }
     ASSERT_EQ(gst_element_set_state(pipeline, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS) << "cycle " << i;
   }
-  GstBus *bus = gst_element_get_bus(pipeline);
+  log(cycles);
   EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR), nullptr);
   gst_object_unref(bus);
   gst_object_unref(pipeline);
