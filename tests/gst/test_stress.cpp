@@ -1,7 +1,9 @@
 // State and threading stress (issue 19): properties set from several threads while buffers flow, two
 // cffclassify elements sharing one model file with different settings, and two pipelines run at once in
 // two threads of one process. Each test checks what reaches the sink (count, timestamps, results) and
-// that no error reaches the bus; the suite runs with G_DEBUG=fatal-criticals, so a GLib critical aborts.
+// that no error or warning reaches the bus; the suite runs with G_DEBUG=fatal-criticals, so a GLib
+// critical aborts. The elements keep the process's LibTorch thread count (no threads=: setting one that
+// differs from an earlier test's is a warning).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -260,7 +262,7 @@ void check_classification(GstBuffer *buffer, int i, int *source) {
 TEST(Stress, ClassifyPropertiesFromThreadsWhilePlaying) {
   constexpr int kFrames = 900;
   Pipeline p("appsrc name=src format=time max-bytes=0 caps=\"" + sample_caps() +
-             "\" ! cffclassify name=classify device=cpu threads=1 model=" + quoted_model() +
+             "\" ! cffclassify name=classify device=cpu model=" + quoted_model() +
              " ! appsink name=sink sync=false");
   ASSERT_NE(p.pipeline, nullptr);
   GstElement *classify = p.get("classify");
@@ -306,7 +308,7 @@ TEST(Stress, DenoisePropertiesFromThreadsWhilePlaying) {
   constexpr int kFrames = 60;
   Pipeline p("videotestsrc num-buffers=" + std::to_string(kFrames) +
              " pattern=snow ! video/x-raw,format=GRAY8,width=40,height=30,framerate=30/1 ! "
-             "cffdenoise name=denoise device=cpu threads=1 steps=1 model=" + quoted_model() +
+             "cffdenoise name=denoise device=cpu steps=1 model=" + quoted_model() +
              " ! appsink name=sink sync=false");
   ASSERT_NE(p.pipeline, nullptr);
   GstElement *denoise = p.get("denoise");
@@ -339,7 +341,7 @@ TEST(Stress, DenoisePropertiesFromThreadsWhilePlaying) {
 TEST(Stress, GeneratePropertiesFromThreadsWhilePlaying) {
   constexpr int kFrames = 40;
   Pipeline p("cffgenerate name=generate num-buffers=" + std::to_string(kFrames) +
-             " steps=2 device=cpu threads=1 model=" + quoted_model() + " ! appsink name=sink sync=false");
+             " steps=2 device=cpu model=" + quoted_model() + " ! appsink name=sink sync=false");
   ASSERT_NE(p.pipeline, nullptr);
   GstElement *generate = p.get("generate");
   const auto &labels = test_model().labels;
@@ -388,9 +390,9 @@ TEST(Stress, TwoClassifiersShareOneModelWithDifferentSettings) {
   Pipeline p("appsrc name=src format=time max-bytes=0 caps=\"" + sample_caps() +
              "\" ! tee name=t "
              "t. ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=0 ! cffclassify name=a device=cpu "
-             "threads=1 top-k=1 interval=1 score=energy model=" + quoted_model() + " ! appsink name=sink_a sync=false "
+             "top-k=1 interval=1 score=energy model=" + quoted_model() + " ! appsink name=sink_a sync=false "
              "t. ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=0 ! cffclassify name=b device=cpu "
-             "threads=1 top-k=5 interval=2 ood-threshold=-1e9 overlay=true model=" + quoted_model() +
+             "top-k=5 interval=2 ood-threshold=-1e9 overlay=true model=" + quoted_model() +
              " ! appsink name=sink_b sync=false");
   ASSERT_NE(p.pipeline, nullptr);
   ASSERT_TRUE(p.play());
@@ -443,7 +445,7 @@ TEST(Stress, TwoPipelinesInParallelThreads) {
   auto classify_run = [] {
     for (int round = 0; round < kRounds; ++round) {
       Pipeline p("appsrc name=src format=time max-bytes=0 caps=\"" + sample_caps() +
-                 "\" ! cffclassify device=cpu threads=1 top-k=2 model=" + quoted_model() +
+                 "\" ! cffclassify device=cpu top-k=2 model=" + quoted_model() +
                  " ! appsink name=sink sync=false");
       ASSERT_NE(p.pipeline, nullptr);
       ASSERT_TRUE(p.play());
@@ -465,8 +467,8 @@ TEST(Stress, TwoPipelinesInParallelThreads) {
   auto generate_run = [] {
     for (int round = 0; round < kRounds; ++round) {
       Pipeline p("cffgenerate num-buffers=" + std::to_string(kGenerateFrames) + " steps=2 seed=" +
-                 std::to_string(round) + " device=cpu threads=1 model=" + quoted_model() +
-                 " ! cffclassify device=cpu threads=1 model=" + quoted_model() + " ! appsink name=sink sync=false");
+                 std::to_string(round) + " device=cpu model=" + quoted_model() +
+                 " ! cffclassify device=cpu model=" + quoted_model() + " ! appsink name=sink sync=false");
       ASSERT_NE(p.pipeline, nullptr);
       ASSERT_TRUE(p.play());
       const auto pulled = pull_all(p, "sink", [&](GstBuffer *buffer, int i) {
