@@ -70,6 +70,9 @@ int main(int argc, char **argv) {
       {"out", "DIR", "run folder: checkpoint, metrics.jsonl, sample grids " + shown(d.run_dir), [&](auto v) { o.run_dir = v; }},
       {"export", "FILE", "model file written at the end [OUT/model.cff]", [&](auto v) { o.export_path = v; }},
       {"objective", "cff|ce", "CFF (CE + force matching) or the plain cross-entropy baseline " + shown(d.objective), [&](auto v) { o.objective = v; }},
+      {"init", "MODEL", "start from MODEL's network and weights (fine-tuning); its input size and classes must be the data's "
+                        "[none: a new network from --widths/--blocks/--groups/--activation]",
+       [&](auto v) { o.init = v; }},
       {"widths", "LIST", "channels of each stage, comma-separated " + shown(d.network.widths),
        [&](auto v) {
          o.network.widths.clear();
@@ -125,6 +128,11 @@ int main(int argc, char **argv) {
        [&](auto v) { o.holdout = to_double("holdout", v); }},
       {"eval-every", "N", "evaluate every N epochs (0 = at the end only) " + shown(d.eval_every), [&](auto v) { o.eval_every = to_int("eval-every", v); }},
       {"eval-limit", "N", "test images per evaluation, a fixed random subset (0 = all) " + shown(d.eval_limit), [&](auto v) { o.eval_limit = to_int("eval-limit", v); }},
+      {"select", "MODE", "weights exported: last (the last epoch's), pgd (the evaluated epoch with the highest PGD-10 "
+                         "accuracy at --robust-eps on --select-images hold-out images) or auto (pgd with --robust) " + shown(d.select),
+       [&](auto v) { o.select = v; }},
+      {"select-images", "N", "hold-out images attacked to select by PGD " + shown(static_cast<double>(d.select_images)),
+       [&](auto v) { o.select_images = to_int("select-images", v, 1); }},
       {"ood", "LIST", "OOD sets for the AUROC: built-ins (" + cff::cli::join(cff::data::builtin_ood_sets()) + ") or dataset folders " +
            shown(d.ood_sets),
        [&](auto v) { o.ood_sets = split(v); }},

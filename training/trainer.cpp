@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 #include <zlib.h>
 
+#include "cff/attack.h"
 #include "cff/device.h"
 #include "cff/model_file.h"
 #include "cff/ood.h"
@@ -21,6 +22,7 @@
 #include "data/datasets.h"
 #include "data/evaluation.h"
 #include "data/png_writer.h"
+#include "support/cli.h"
 #include "support/files.h"
 #include "version.h"
 
@@ -108,6 +110,24 @@ nlohmann::json metrics_line(const std::string &path, int64_t epoch) {
   return found;
 }
 
+bool select_by_pgd(const TrainOptions &opt) { return opt.select == "pgd" || (opt.select == "auto" && opt.robust.mode != "none"); }
+
+std::string best_checkpoint_path(const std::string &run_dir) { return (fs::path(run_dir) / "best.pt").string(); }
+
+// The evaluated epoch with the highest hold-out PGD accuracy in a metrics file (the earlier one on a tie), or 0.
+std::pair<int64_t, double> best_pgd_epoch(const std::string &metrics_path) {
+  std::ifstream in(metrics_path);
+  std::string line;
+  std::pair<int64_t, double> best{0, -1.0};
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("holdout_pgd_accuracy")) continue;
+    const double score = j["holdout_pgd_accuracy"].get<double>();
+    if (score > best.second) best = {j.value("epoch", int64_t{0}), score};
+  }
+  return best;
+}
+
 struct State {
   Classifier net{nullptr}, ema{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer;
@@ -191,6 +211,11 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
   if (!a.contains("margin_out")) a["margin_out"] = b["margin_out"];
   // Checkpoints from before robust training trained without it.
   if (!a.contains("robust")) a["robust"] = "none";
+  // Checkpoints from before --select exported the last epoch's weights.
+  if (!a.contains("select")) a["select"] = "last";
+  if (!a.contains("select_images")) a["select_images"] = b["select_images"];
+  // Checkpoints from before --init started from a random network.
+  if (!a.contains("init")) a["init"] = "";
   for (const char *key : {"robust_eps", "robust_steps", "robust_step_size", "robust_beta"}) {
     if (!a.contains(key)) a[key] = b[key];
   }
@@ -218,7 +243,7 @@ void load_checkpoint(const std::string &path, State &s, const nlohmann::json &op
 }
 
 nlohmann::json options_to_json(const TrainOptions &o) {
-  return {{"data", o.data},           {"test_data", o.test_data},   {"objective", o.objective},
+  return {{"data", o.data},           {"test_data", o.test_data},   {"objective", o.objective}, {"init", o.init},
           {"network", o.network.to_json()}, {"epochs", o.epochs}, {"batch", o.batch},
           {"lr", o.lr},               {"weight_decay", o.weight_decay}, {"warmup", o.warmup},
           {"ema", o.ema},             {"beta", o.loss.beta},        {"gamma", o.loss.gamma},
@@ -227,6 +252,7 @@ nlohmann::json options_to_json(const TrainOptions &o) {
           {"warmup_accuracy", o.warmup_accuracy},
           {"robust", o.robust.mode}, {"robust_eps", o.robust.eps}, {"robust_steps", o.robust.steps},
           {"robust_step_size", o.robust.step_size}, {"robust_beta", o.robust.beta},
+          {"select", select_by_pgd(o) ? "pgd" : "last"}, {"select_images", o.select_images},
           {"min_steps", o.min_steps}, {"augment", o.augment},   {"seed", o.seed},
           {"threads", o.threads},     {"device", o.device},         {"limit", o.limit},
           {"holdout", o.holdout},     {"eval_every", o.eval_every}, {"eval_limit", o.eval_limit},
@@ -288,7 +314,7 @@ namespace {
 struct Split {
   cff::data::Dataset train_set;
   Plan plan;
-  torch::Tensor calib_x, train_x, train_y;
+  torch::Tensor calib_x, calib_y, train_x, train_y;
   // When the data has no test split and no --test-data is given: images kept out of training to test on.
   torch::Tensor test_x, test_y;
 };
@@ -326,6 +352,7 @@ Split split_training_data(TrainOptions &opt) {
   split.plan = plan_training(opt, all_x.size(0));
   const int64_t holdout = split.plan.holdout;
   split.calib_x = all_x.slice(0, 0, holdout);
+  split.calib_y = all_y.slice(0, 0, holdout);
   split.train_x = all_x.slice(0, holdout);
   split.train_y = all_y.slice(0, holdout);
   if (opt.limit > 0 && opt.limit < split.train_x.size(0)) {
@@ -435,6 +462,14 @@ void validate_options(const TrainOptions &opt) {
   }
   if (!(opt.warmup >= 0.0 && opt.warmup < 1.0)) throw std::runtime_error("warmup must be in [0, 1), got " + std::to_string(opt.warmup));
   if (!(opt.ema >= 0.0 && opt.ema < 1.0)) throw std::runtime_error("ema must be in [0, 1), got " + std::to_string(opt.ema));
+  // A model to start from that cannot be read is said before the data is loaded (the metadata's checks).
+  if (!opt.init.empty()) (void)cff::read_model_metadata(opt.init);
+  if (opt.select != "auto" && opt.select != "last" && opt.select != "pgd") {
+    throw std::runtime_error("select must be auto, last or pgd, got '" + opt.select + "'");
+  }
+  if (select_by_pgd(opt) && opt.holdout <= 0) {
+    throw std::runtime_error("select pgd attacks hold-out images: --holdout 0 leaves none");
+  }
   // The export is written after training: a folder that is not there is said now, not hours later.
   if (!opt.export_path.empty()) {
     const auto folder = fs::path(opt.export_path).parent_path();
@@ -442,6 +477,40 @@ void validate_options(const TrainOptions &opt) {
       throw std::runtime_error("export " + opt.export_path + ": folder " + folder.string() + " does not exist");
     }
   }
+}
+
+// --init: the model training starts from. Its network replaces opt.network's architecture; its input, classes,
+// normalisation and schedule must be those cff-train uses for this data, or fine-tuning would silently train
+// on differently scaled images or against another noise schedule.
+Model initial_model(TrainOptions &opt, const cff::data::Dataset &data) {
+  auto model = cff::load_model(opt.init);
+  if (!model.network) throw std::runtime_error("init " + opt.init + ": an imported TorchScript model cannot be trained");
+  const auto &m = model.metadata;
+  const auto shape = [](int64_t c, int64_t h, int64_t w, int64_t k) {
+    return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w) + " images in " + std::to_string(k) + " classes";
+  };
+  const auto wanted = shape(opt.network.channels, opt.network.height, opt.network.width, opt.network.num_classes);
+  const auto has = shape(m.network.channels, m.network.height, m.network.width, m.network.num_classes);
+  if (wanted != has) {
+    throw std::runtime_error("init " + opt.init + ": the model takes " + has + ", " + data.description + " has " + wanted);
+  }
+  for (size_t c = 0; c < m.normalization.mean.size(); ++c) {
+    if (m.normalization.mean[c] != 0.5 || m.normalization.std.at(c) != 0.5) {
+      throw std::runtime_error("init " + opt.init + ": the model normalises pixels with mean/std other than 0.5/0.5, "
+                               "which cff-train uses");
+    }
+  }
+  if (m.schedule.to_json() != CosineSchedule().to_json()) {
+    throw std::runtime_error("init " + opt.init + ": the model's noise schedule " + m.schedule.to_json().dump() +
+                             " is not cff-train's " + CosineSchedule().to_json().dump());
+  }
+  if (m.labels != data.classes) {
+    std::printf("cff-train: warning: init %s names its classes %s, %s names them %s: the data's names are kept\n",
+                opt.init.c_str(), cff::cli::join(m.labels, ",").c_str(), data.description.c_str(),
+                cff::cli::join(data.classes, ",").c_str());
+  }
+  opt.network = m.network;
+  return model;
 }
 
 // Everything one run works with, set up once by start_run; the steps below read and update it.
@@ -456,6 +525,8 @@ struct Run {
   State s;
   CosineSchedule schedule;
   LogitsFunction f, f_ema;
+  // With select_by_pgd: the best evaluated epoch so far and its hold-out PGD accuracy (its weights in best.pt).
+  std::pair<int64_t, double> best{0, -1.0};
   Clock::time_point start = Clock::now();
 };
 
@@ -499,7 +570,11 @@ void start_run(Run &run, const TrainOptions &options) {
 
   torch::manual_seed(opt.seed);
   auto &s = run.s;
+  std::optional<Model> init;
+  if (!opt.init.empty()) init = initial_model(opt, run.data.train_set);
   s.net = Classifier(opt.network);
+  // A resumed run takes its weights from the checkpoint; the model still gives the network's shape.
+  if (init && !opt.resume) copy_parameters(s.net, init->network);
   s.ema = Classifier(opt.network);
   copy_parameters(s.ema, s.net);
   s.net->to(run.device);
@@ -513,9 +588,12 @@ void start_run(Run &run, const TrainOptions &options) {
     // Metrics are written before the checkpoint: epochs after the checkpoint's (a run killed between
     // the two) are trained again, so their lines go.
     trim_metrics(run.metrics_path, s.epoch);
+    run.best = best_pgd_epoch(run.metrics_path);
     std::printf("resumed from %s after epoch %ld\n", run.checkpoint.c_str(), static_cast<long>(s.epoch));
-  } else if (fs::exists(run.metrics_path)) {
+  } else {
+    // A new run in an old folder: the old run's metrics and best epoch are not this one's.
     fs::remove(run.metrics_path);
+    fs::remove(best_checkpoint_path(opt.run_dir));
   }
   auto net = s.net;
   run.f = [net](const torch::Tensor &x) mutable { return net->forward(x); };
@@ -533,6 +611,16 @@ void print_plan(const Run &run) {
     std::printf("cff-train: %s has no test split: %ld of its images are kept out of training as the test set "
                 "(--test-data names another)\n",
                 opt.data.c_str(), static_cast<long>(run.data.test_x.size(0)));
+  }
+  if (!opt.init.empty()) {
+    std::printf("cff-train: starting from %s: its network, %s\n", opt.init.c_str(),
+                opt.resume ? "the checkpoint's weights (resumed)" : "its weights");
+  }
+  if (select_by_pgd(opt)) {
+    std::printf("cff-train: exports the evaluated epoch with the highest PGD-10 accuracy at L-inf eps %g on %ld "
+                "hold-out images (--select %s)\n",
+                opt.robust.eps, static_cast<long>(std::min<int64_t>(opt.select_images, run.data.calib_x.size(0))),
+                opt.select.c_str());
   }
   if (opt.robust.mode != "none") {
     std::printf("cff-train: robust training %s: L-inf eps %g, %ld attack steps of %g, beta %g (each step costs about %ld "
@@ -689,6 +777,26 @@ EpochTotals train_epoch(Run &run, int64_t epoch) {
 
 // The epoch's metrics line: training sums, the near-chance warning, and (when due) test accuracy, OOD
 // AUROCs and a sample grid.
+// PGD-10 (L-inf, robust.eps, CE, starting at the clean image) accuracy of the EMA weights on the first
+// select_images hold-out images, in batches of 100: the robust checkpoint-selection score. Deterministic.
+double holdout_pgd_accuracy(Run &run) {
+  const auto &opt = run.opt;
+  cff::AttackSpec spec;
+  spec.kind = cff::AttackKind::pgd_linf;
+  spec.eps = opt.robust.eps;
+  spec.steps = 10;
+  spec.seed = opt.seed;
+  const int64_t n = std::min<int64_t>(opt.select_images, run.data.calib_x.size(0));
+  int64_t fooled = 0;
+  for (int64_t i = 0; i < n; i += 100) {
+    const int64_t end = std::min(n, i + 100);
+    auto x = run.data.calib_x.slice(0, i, end).to(run.device);
+    auto y = run.data.calib_y.slice(0, i, end).to(run.device);
+    fooled += cff::attack(run.f_ema, x, y, spec, opt.robust.scale).fooled.sum().item<int64_t>();
+  }
+  return n > 0 ? 1.0 - static_cast<double>(fooled) / static_cast<double>(n) : 0.0;
+}
+
 nlohmann::json epoch_metrics(Run &run, const EpochTotals &sum) {
   const auto &opt = run.opt;
   auto &s = run.s;
@@ -728,6 +836,7 @@ nlohmann::json epoch_metrics(Run &run, const EpochTotals &sum) {
       ood[cff::data::ood_set_label(name)] = cff::data::score_ood(in_logits, out_logits).to_json();
     }
     m["ood"] = ood;
+    if (select_by_pgd(opt)) m["holdout_pgd_accuracy"] = holdout_pgd_accuracy(run);
   }
   if (opt.objective == "cff" && opt.samples_every > 0 && cff::data::png_supported() && (last || s.epoch % opt.samples_every == 0)) {
     const auto chw = run.data.train_x.sizes().slice(1);
@@ -746,11 +855,43 @@ void print_epoch(const Run &run, const nlohmann::json &m, const EpochTotals &sum
               static_cast<long>(run.opt.epochs), format_duration(sum.seconds).c_str(), sum.mean(sum.total),
               sum.mean(sum.correct), chance_accuracy(run.opt.network.num_classes));
   if (m.contains("test_accuracy")) std::printf(", test acc %.4f", m["test_accuracy"].get<double>());
+  if (m.contains("holdout_pgd_accuracy")) std::printf(", hold-out PGD-10 acc %.4f", m["holdout_pgd_accuracy"].get<double>());
   if (m.contains("ood")) {
     for (const auto &item : m["ood"].items()) std::printf(", AUROC %s %.3f", item.key().c_str(), item.value()["energy_auroc"].get<double>());
   }
   std::printf("\n");
   std::fflush(stdout);
+}
+
+// --select pgd: the EMA weights of the best evaluated epoch replace the last ones, and the export carries that
+// epoch's metrics line with "selected" saying why.
+void select_best_epoch(Run &run, nlohmann::json &last_metrics) {
+  const auto [epoch, score] = run.best;
+  const double last_score = last_metrics.value("holdout_pgd_accuracy", -1.0);
+  if (epoch == 0) {
+    std::printf("cff-train: select pgd: no epoch was evaluated; exporting the last weights\n");
+    return;
+  }
+  nlohmann::json selected = {{"by", "holdout_pgd_accuracy"}, {"epoch", epoch}, {"score", score},
+                             {"last_epoch", run.s.epoch}, {"last_score", last_score}};
+  if (epoch != run.s.epoch) {
+    const auto path = best_checkpoint_path(run.opt.run_dir);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error(path + ": the best epoch's checkpoint is missing");
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    auto best = read_checkpoint(bytes.str(), path);
+    if (best.epoch != epoch) {
+      throw std::runtime_error(path + ": holds epoch " + std::to_string(best.epoch) + ", metrics.jsonl says the best is " +
+                               std::to_string(epoch));
+    }
+    run.s.ema->load(best.ema);
+    freeze(*run.s.ema);
+    last_metrics = metrics_line(run.metrics_path, epoch);
+  }
+  std::printf("cff-train: exporting epoch %ld's weights: hold-out PGD-10 accuracy %.4f (last epoch %ld: %.4f)\n",
+              static_cast<long>(epoch), score, static_cast<long>(run.s.epoch), last_score);
+  last_metrics["selected"] = selected;
 }
 
 // Exports the EMA weights with the fitted OOD scores (the energy alone if the fit fails) and provenance.
@@ -815,6 +956,11 @@ nlohmann::json train(const TrainOptions &options) {
     // checkpoint, trains the epoch again and drops its line (trim_metrics), so no epoch is lost or doubled.
     append_line(run.metrics_path, m);
     check_weights_finite(run.s, "epoch " + std::to_string(run.s.epoch));
+    if (m.contains("holdout_pgd_accuracy") && m["holdout_pgd_accuracy"].get<double>() > run.best.second) {
+      // Before the checkpoint: a run killed in between trains this epoch again and writes the same file.
+      save_checkpoint(best_checkpoint_path(run.opt.run_dir), run.s, run.options_json);
+      run.best = {run.s.epoch, m["holdout_pgd_accuracy"].get<double>()};
+    }
     save_checkpoint(run.checkpoint, run.s, run.options_json);
     print_epoch(run, m, sum);
     last_metrics = m;
@@ -833,6 +979,7 @@ nlohmann::json train(const TrainOptions &options) {
       last_metrics = {{"epoch", run.s.epoch}, {"test_accuracy", cff::data::accuracy(test_logits, run.test_y)}};
     }
   }
+  if (select_by_pgd(run.opt)) select_best_epoch(run, last_metrics);
   export_model(run, last_metrics);
   return last_metrics;
 }

@@ -33,6 +33,9 @@ struct TrainOptions {
   std::string run_dir = "runs/latest"; // checkpoints, metrics.jsonl, sample grids
   std::string export_path;             // model file written at the end (default run_dir/model.cff)
   std::string objective = "cff";       // "cff" or "ce"
+  // A model file to start from (fine-tuning, e.g. robust training of a trained model): its network replaces
+  // the network options and its weights the random initialisation; its input size and classes must be the data's.
+  std::string init;
   NetworkConfig network;               // channels/height/width/num_classes are set from the data
   // Training length: `epochs` when set, else 16 epochs or as many more as reach `min_steps` optimiser
   // steps (a 3,600-image set has 29 steps an epoch: 16 epochs would be 450 steps, too few to learn).
@@ -66,6 +69,11 @@ struct TrainOptions {
   double holdout = 0.1;
   int64_t eval_every = 1;              // epochs between evaluations (0 = only at the end)
   int64_t eval_limit = 0;              // test images used per evaluation, a fixed random subset (0 = all)
+  // Which epoch's weights are exported: "last", "pgd" (the evaluated epoch of highest PGD-10 accuracy at
+  // robust.eps on `select_images` hold-out images, the earlier on a tie: robust training overfits, Rice et al. 2020) or "auto"
+  // (pgd with --robust, last without).
+  std::string select = "auto";
+  int64_t select_images = 500;
   // OOD sets for the AUROC at each evaluation and for choosing the model's recommended OOD score at export
   // (worst-case AUROC over them; the built-in ones are made from the held-out images). Their families are
   // then not held out: report a score on other families.

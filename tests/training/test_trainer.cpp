@@ -389,6 +389,113 @@ TEST_F(Trainer, CorruptDatasetFilesGiveClearErrors_n) {
 
 // `cff-train` with no loss or optimiser options trains with exactly the defaults its --help prints
 // (the recipe's force fraction 0.5 once stayed at the library's 1.0 while the help said 0.5).
+// --init (issue 20: robust fine-tuning of a trained model): the run takes the model's network, whatever the
+// network options say, and starts from its weights; a resume needs the same --init; a model of another
+// input or class count is refused by name.
+TEST_F(Trainer, InitStartsFromTheModelsNetworkAndWeights) {
+  auto base = small_options("init-base");
+  base.epochs = 1;
+  base.limit = 256;
+  base.network.widths = {8, 16};
+  base.network.groups = 4;
+  cff::train::train(base);
+  const auto base_path = base.run_dir + "/model.cff";
+  auto a = cff::load_model(base_path);
+
+  auto tuned = small_options("init-tuned");  // widths {16, 32, 64} asked: the model's {8, 16} win
+  tuned.init = base_path;
+  tuned.epochs = 1;
+  tuned.limit = 256;
+  tuned.lr = 1e-12;  // the weights barely move: the export must be the initial model's
+  tuned.ema = 0;
+  const auto m = cff::train::train(tuned);
+  auto b = cff::load_model(tuned.run_dir + "/model.cff");
+  EXPECT_EQ(b.metadata.network.to_json(), a.metadata.network.to_json());
+  auto pa = a.network->named_parameters();
+  auto pb = b.network->named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (const auto &item : pa) EXPECT_TRUE(torch::allclose(item.value(), pb[item.key()], 0, 1e-6)) << item.key();
+  EXPECT_NEAR(m["test_accuracy"].get<double>(), a.metadata.metrics["test_accuracy"].get<double>(), 0.01);
+  EXPECT_EQ(b.metadata.provenance["options"]["init"], base_path);
+
+  // A resume without --init is another run's options.
+  auto resumed = tuned;
+  resumed.init.clear();
+  resumed.resume = true;
+  try {
+    cff::train::train(resumed);
+    ADD_FAILURE() << "resume without --init accepted";
+  } catch (const std::runtime_error &e) {
+    EXPECT_NE(std::string(e.what()).find("init: "), std::string::npos) << e.what();
+  }
+
+  // A model for 3 classes of 8x8 images does not fit 10 classes of 28x28.
+  cff::NetworkConfig other;
+  other.channels = 1;
+  other.height = other.width = 8;
+  other.num_classes = 3;
+  other.widths = {8};
+  other.groups = 4;
+  cff::ModelMetadata meta;
+  meta.network = other;
+  meta.labels = {"a", "b", "c"};
+  const auto other_path = (root_ / "other.cff").string();
+  cff::save_model(other_path, cff::Classifier(other), meta);
+  auto wrong = small_options("init-wrong");
+  wrong.init = other_path;
+  try {
+    cff::train::train(wrong);
+    ADD_FAILURE() << "a model of another shape accepted";
+  } catch (const std::runtime_error &e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("1x8x8 images in 3 classes"), std::string::npos) << what;
+    EXPECT_NE(what.find("1x28x28 images in 10 classes"), std::string::npos) << what;
+  }
+  wrong.init = (root_ / "missing.cff").string();
+  EXPECT_THROW(cff::train::train(wrong), std::exception);
+}
+
+// --select pgd exports the evaluated epoch with the highest hold-out PGD accuracy (the earlier on a tie):
+// at eps 0.5 no image survives PGD, every epoch scores 0 and epoch 1 is exported, with its own metrics line,
+// while the last checkpoint stays the last epoch's. Without --robust, auto exports the last epoch.
+TEST_F(Trainer, SelectByPgdExportsTheBestEvaluatedEpoch) {
+  auto o = small_options("select");
+  o.epochs = 3;
+  o.limit = 256;
+  o.network.widths = {8, 16};
+  o.network.groups = 4;
+  o.select = "pgd";
+  o.select_images = 50;
+  o.robust.eps = 0.5;
+  const auto m = cff::train::train(o);
+  const auto lines = metrics("select");
+  ASSERT_EQ(lines.size(), 3u);
+  for (const auto &line : lines) EXPECT_TRUE(line.contains("holdout_pgd_accuracy")) << line.dump();
+  EXPECT_EQ(lines[0]["holdout_pgd_accuracy"].get<double>(), 0.0);
+  ASSERT_EQ(m["selected"]["epoch"], 1) << m.dump();
+  EXPECT_EQ(m["epoch"], 1);
+  EXPECT_EQ(m["test_accuracy"], lines[0]["test_accuracy"]);
+  EXPECT_EQ(m["selected"]["last_epoch"], 3);
+  // The exported weights are epoch 1's: they reproduce its test accuracy.
+  auto model = cff::load_model(o.run_dir + "/model.cff");
+  auto test = cff::data::load_idx_folder(data_.string(), "test");
+  const double acc = cff::data::accuracy(
+      cff::data::batched_logits(model.logits_function(), test.normalized(), model.device), test.labels);
+  EXPECT_DOUBLE_EQ(acc, lines[0]["test_accuracy"].get<double>());
+  EXPECT_NE(lines[0]["test_accuracy"], lines[2]["test_accuracy"]);
+  EXPECT_EQ(model.metadata.provenance["options"]["select"], "pgd");
+
+  auto plain = small_options("select-auto");
+  plain.epochs = 1;
+  plain.limit = 64;
+  plain.network.widths = {8, 16};
+  plain.network.groups = 4;
+  const auto pm = cff::train::train(plain);
+  EXPECT_FALSE(pm.contains("holdout_pgd_accuracy"));
+  EXPECT_FALSE(pm.contains("selected"));
+  EXPECT_EQ(cff::read_model_metadata(plain.run_dir + "/model.cff").provenance["options"]["select"], "last");
+}
+
 TEST_F(Trainer, DefaultsThatHelpPrintsAreTheOnesThatTrain) {
   const char *build = std::getenv("CFF_BUILD_ROOT");
   ASSERT_NE(build, nullptr) << "run through meson test";
@@ -465,6 +572,13 @@ TEST_F(Trainer, CommandLineReportsBadInputInOneLine_n) {
   EXPECT_EQ(text, "cff-train: error: robust training: mode must be none, pgd, trades or weat, got 'madry'\n");
   std::tie(code, text) = run("--robust trades --robust-eps 2 --data /nonexistent/folder");
   EXPECT_NE(text.find("eps must be in (0, 1] pixel units"), std::string::npos) << text;
+  std::tie(code, text) = run("--select best --data /nonexistent/folder");
+  EXPECT_EQ(text, "cff-train: error: select must be auto, last or pgd, got 'best'\n");
+  std::tie(code, text) = run("--robust pgd --holdout 0 --data /nonexistent/folder");
+  EXPECT_NE(text.find("select pgd attacks hold-out images: --holdout 0 leaves none"), std::string::npos) << text;
+  std::tie(code, text) = run("--init " + (root_ / "missing.cff").string() + " --data /nonexistent/folder");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(text.find("missing.cff: cannot open"), std::string::npos) << text;
   std::tie(code, text) = run("--export /nonexistent/folder/model.cff");
   EXPECT_EQ(code, 1);
   EXPECT_NE(text.find("folder /nonexistent/folder does not exist"), std::string::npos) << text;
