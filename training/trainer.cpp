@@ -473,7 +473,9 @@ void validate_options(const TrainOptions &opt) {
   // The export is written after training: a folder that is not there is said now, not hours later.
   if (!opt.export_path.empty()) {
     const auto folder = fs::path(opt.export_path).parent_path();
-    if (!folder.empty() && !fs::is_directory(folder)) {
+    // The run folder itself is made at the start, so an export into it is fine.
+    if (!folder.empty() && !fs::is_directory(folder) &&
+        fs::weakly_canonical(folder) != fs::weakly_canonical(fs::path(opt.run_dir))) {
       throw std::runtime_error("export " + opt.export_path + ": folder " + folder.string() + " does not exist");
     }
   }

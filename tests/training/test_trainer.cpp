@@ -579,6 +579,10 @@ TEST_F(Trainer, CommandLineReportsBadInputInOneLine_n) {
   std::tie(code, text) = run("--init " + (root_ / "missing.cff").string() + " --data /nonexistent/folder");
   EXPECT_EQ(code, 1);
   EXPECT_NE(text.find("missing.cff: cannot open"), std::string::npos) << text;
+  // ... but the run folder, made at the start, is a folder to export into.
+  const auto fresh = (root_ / "cli-fresh").string();
+  std::tie(code, text) = run("--out " + fresh + " --export " + fresh + "/model.cff --data /nonexistent/folder");
+  EXPECT_NE(text.find("/nonexistent/folder: dataset folder not found"), std::string::npos) << text;
   std::tie(code, text) = run("--export /nonexistent/folder/model.cff");
   EXPECT_EQ(code, 1);
   EXPECT_NE(text.find("folder /nonexistent/folder does not exist"), std::string::npos) << text;
