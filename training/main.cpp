@@ -121,6 +121,9 @@ int main(int argc, char **argv) {
       {"augment", "MODE", "none, flip, crop or flip+crop (random 2-pixel shifts; flips only where mirrored images keep their class) " + shown(d.augment), [&](auto v) { o.augment = v; }},
       {"seed", "N", "random seed " + shown(static_cast<double>(d.seed)), [&](auto v) { o.seed = static_cast<uint64_t>(to_int("seed", v)); }},
       {"threads", "N", "CPU threads (0 = all cores) " + shown(d.threads), [&](auto v) { o.threads = static_cast<int>(to_int("threads", v)); }},
+      {"dist-timeout", "SECONDS", "distributed runs (torchrun): how long a rank waits for the others before it exits " +
+                                      shown(d.dist_timeout),
+       [&](auto v) { o.dist_timeout = to_double("dist-timeout", v); }},
       {"device", "DEV", "auto, cpu, cuda or cuda:N " + shown(d.device), [&](auto v) { o.device = v; }},
       {"limit", "N", "train on the first N images only (0 = all) " + shown(d.limit), [&](auto v) { o.limit = to_int("limit", v); }},
       {"holdout", "N|X", "training images held out to calibrate the OOD threshold: a count, or a fraction below 1 "

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <thread>
 #include <fstream>
 #include <sstream>
 
@@ -24,6 +25,7 @@
 #include "data/png_writer.h"
 #include "support/cli.h"
 #include "support/files.h"
+#include "training/distributed.h"
 #include "version.h"
 
 namespace fs = std::filesystem;
@@ -58,6 +60,22 @@ torch::Tensor augment_batch(const torch::Tensor &x, const std::string &mode, at:
     out = torch::stack(crops);
   }
   return out;
+}
+
+// A network's parameters as one flat CPU float tensor (a copy), and back.
+torch::Tensor flat_parameters(ClassifierImpl &net) {
+  std::vector<torch::Tensor> parts;
+  for (const auto &p : net.parameters()) parts.push_back(p.detach().flatten().to(torch::kCPU, torch::kFloat32));
+  return torch::cat(parts);
+}
+
+void set_flat_parameters(ClassifierImpl &net, const torch::Tensor &flat) {
+  torch::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (auto &p : net.parameters()) {
+    p.copy_(flat.narrow(0, offset, p.numel()).view_as(p));
+    offset += p.numel();
+  }
 }
 
 void copy_parameters(Classifier &to, Classifier &from) {
@@ -191,12 +209,18 @@ std::string option_differences(const nlohmann::json &checkpoint, const nlohmann:
   return out;
 }
 
-void load_checkpoint(const std::string &path, State &s, const nlohmann::json &options_json) {
+// A file's bytes, or a one-line error naming it with `missing` when it cannot be read.
+std::string read_bytes(const std::string &path, const std::string &missing) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": no checkpoint to resume from");
+  if (!in) throw std::runtime_error(path + ": " + missing);
   std::stringstream buffer;
   buffer << in.rdbuf();
-  auto checkpoint = read_checkpoint(buffer.str(), path);
+  return buffer.str();
+}
+
+// `bytes` are the checkpoint file `path`'s (read by rank 0 and sent to every rank in a distributed run).
+void load_checkpoint(const std::string &bytes, const std::string &path, State &s, const nlohmann::json &options_json) {
+  auto checkpoint = read_checkpoint(bytes, path);
   // The options that shape the result must match, or "resume" would silently train something else.
   auto a = checkpoint.options, b = options_json;
   // Checkpoints from before --force-fraction existed trained every image of the batch with the force.
@@ -518,6 +542,7 @@ Model initial_model(TrainOptions &opt, const cff::data::Dataset &data) {
 // Everything one run works with, set up once by start_run; the steps below read and update it.
 struct Run {
   TrainOptions opt;
+  std::shared_ptr<World> world;  // the processes of a distributed run (one, usually); rank 0 writes every file
   c10::Device device{c10::kCPU};
   std::string metrics_path, checkpoint;
   nlohmann::json options_json;
@@ -537,11 +562,19 @@ void start_run(Run &run, const TrainOptions &options) {
   run.opt = options;
   auto &opt = run.opt;
   validate_options(opt);
+  run.world = World::from_environment(opt.dist_timeout);
+  const auto &world = *run.world;
+  if (opt.threads == 0 && world.local_size() > 1) {
+    // The processes on this machine share its cores.
+    opt.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.local_size());
+  }
   cff::set_threads(opt.threads);
   run.device = cff::parse_device(opt.device);
-  fs::create_directories(opt.run_dir);
-  for (const auto &path : files::remove_interrupted_writes(opt.run_dir)) {
-    std::printf("cff-train: removed %s, left by an interrupted write\n", path.c_str());
+  if (world.leader()) {
+    fs::create_directories(opt.run_dir);
+    for (const auto &path : files::remove_interrupted_writes(opt.run_dir)) {
+      std::printf("cff-train: removed %s, left by an interrupted write\n", path.c_str());
+    }
   }
   if (opt.export_path.empty()) opt.export_path = (fs::path(opt.run_dir) / "model.cff").string();
   run.metrics_path = (fs::path(opt.run_dir) / "metrics.jsonl").string();
@@ -586,16 +619,29 @@ void start_run(Run &run, const TrainOptions &options) {
       s.net->parameters(), torch::optim::AdamWOptions(opt.lr).weight_decay(opt.weight_decay));
   run.options_json = options_to_json(opt);
   if (opt.resume) {
-    load_checkpoint(run.checkpoint, s, run.options_json);
-    // Metrics are written before the checkpoint: epochs after the checkpoint's (a run killed between
-    // the two) are trained again, so their lines go.
-    trim_metrics(run.metrics_path, s.epoch);
-    run.best = best_pgd_epoch(run.metrics_path);
-    std::printf("resumed from %s after epoch %ld\n", run.checkpoint.c_str(), static_cast<long>(s.epoch));
+    // Rank 0 reads the checkpoint and sends it to the others (a resume may use another number of processes).
+    const auto bytes =
+        run.world->broadcast_bytes(world.leader() ? read_bytes(run.checkpoint, "no checkpoint to resume from") : "",
+                                   "sending the checkpoint");
+    load_checkpoint(bytes, run.checkpoint, s, run.options_json);
+    if (world.leader()) {
+      // Metrics are written before the checkpoint: epochs after the checkpoint's (a run killed between
+      // the two) are trained again, so their lines go.
+      trim_metrics(run.metrics_path, s.epoch);
+      run.best = best_pgd_epoch(run.metrics_path);
+      std::printf("resumed from %s after epoch %ld\n", run.checkpoint.c_str(), static_cast<long>(s.epoch));
+    }
   } else {
-    // A new run in an old folder: the old run's metrics and best epoch are not this one's.
-    fs::remove(run.metrics_path);
-    fs::remove(best_checkpoint_path(opt.run_dir));
+    // Every rank starts from rank 0's weights.
+    auto flat = flat_parameters(*s.net);
+    run.world->broadcast(flat, "sending the initial weights");
+    set_flat_parameters(*s.net, flat);
+    copy_parameters(s.ema, s.net);
+    if (world.leader()) {
+      // A new run in an old folder: the old run's metrics and best epoch are not this one's.
+      fs::remove(run.metrics_path);
+      fs::remove(best_checkpoint_path(opt.run_dir));
+    }
   }
   auto net = s.net;
   run.f = [net](const torch::Tensor &x) mutable { return net->forward(x); };
@@ -670,6 +716,7 @@ void maybe_join_noised_terms(Run &run, int64_t global_step) {
   const double accuracy = run.s.running_accuracy / (1.0 - std::pow(0.9, static_cast<double>(global_step) + 1e-9));
   if (opt.warmup_accuracy > 0 && accuracy < join_accuracy && global_step < run.total_steps / 4) return;
   run.s.noised_from = global_step;
+  if (!run.world->leader()) return;
   std::printf("cff-train: step %ld: training accuracy %.3f: the force and noisy-CE terms join, full weight at step %ld\n",
               static_cast<long>(global_step), global_step > 0 ? accuracy : 0.0,
               static_cast<long>(global_step + std::llround(opt.force_warmup * static_cast<double>(run.total_steps))));
@@ -708,6 +755,7 @@ struct EpochTotals {
 
 EpochTotals train_epoch(Run &run, int64_t epoch) {
   const auto &opt = run.opt;
+  auto &world = *run.world;
   auto &s = run.s;
   s.net->train();
   auto shuffle_gen = epoch_generator(opt.seed, epoch, 1);
@@ -723,43 +771,99 @@ EpochTotals train_epoch(Run &run, int64_t epoch) {
     for (auto &group : s.optimizer->param_groups()) static_cast<torch::optim::AdamWOptions &>(group.options()).lr(lr);
 
     auto idx = order.slice(0, b * opt.batch, std::min((b + 1) * opt.batch, run.n_train));
-    auto x = augment_batch(run.data.train_x.index_select(0, idx), opt.augment, augment_gen).to(run.device);
-    auto y = run.data.train_y.index_select(0, idx).to(run.device);
+    // Shuffle, augmentation and the loss's draws are the global batch's; a rank of a distributed run trains
+    // its rows rank, rank + W, ... (every rank gets a share of the noised rows at the front).
+    const int64_t global_n = idx.size(0);
+    auto x = augment_batch(run.data.train_x.index_select(0, idx), opt.augment, augment_gen);
+    auto y = run.data.train_y.index_select(0, idx);
+    BatchShard shard;
+    if (world.size() > 1) {
+      shard.index = world.rank();
+      shard.count = world.size();
+      shard.global = global_n;
+      shard.sum_across = [&world](const torch::Tensor &t) {
+        auto total = t.detach().to(torch::kCPU, torch::kFloat32).contiguous().clone();
+        world.sum(total, "summing WEAT's weights");
+        return total.to(t.device());
+      };
+      x = x.slice(0, world.rank(), global_n, world.size());
+      y = y.slice(0, world.rank(), global_n, world.size());
+    }
+    x = x.to(run.device);
+    y = y.to(run.device);
     maybe_join_noised_terms(run, global_step);
     CffLossOptions loss = opt.loss;
     const double weight = noised_weight(run, global_step);
     loss.beta *= weight;
     loss.gamma *= weight;
-    // Before the noised terms join, the step is plain CE (the same loss, a third of the cost).
-    auto terms = opt.objective == "cff" && weight > 0 ? cff_loss(run.f, x, y, run.schedule, loss, loss_gen)
-                                                      : cross_entropy_loss(run.f, x, y);
-    double robust_term = 0.0;
-    if (opt.robust.mode != "none") {
-      const auto robust = robust_loss(run.f, x, y, opt.robust, loss_gen);
-      terms.total = terms.total + robust.total;
-      robust_term = robust.total.item<double>();
+    // This rank's shares of the batch's terms (the whole batch's with one process), then the sums over the
+    // ranks: total, CE, noisy CE, force, margin, robust, correct, not-finite flag.
+    std::vector<double> local(8, 0.0);
+    s.optimizer->zero_grad();
+    if (x.size(0) > 0) {
+      // Before the noised terms join, the step is plain CE (the same loss, a third of the cost).
+      auto terms = opt.objective == "cff" && weight > 0 ? cff_loss(run.f, x, y, run.schedule, loss, loss_gen, shard)
+                                                        : cross_entropy_loss(run.f, x, y, shard);
+      if (opt.robust.mode != "none") {
+        const auto robust = robust_loss(run.f, x, y, opt.robust, loss_gen, shard);
+        terms.total = terms.total + robust.total;
+        local[5] = robust.total.item<double>();
+      }
+      local[0] = terms.total.item<double>();
+      local[1] = terms.ce_clean.item<double>();
+      local[2] = terms.ce_noisy.item<double>();
+      local[3] = terms.force.item<double>();
+      local[4] = terms.margin.item<double>();
+      local[6] = terms.logits_clean.argmax(1).eq(y).sum().item<double>();
+      local[7] = std::isfinite(local[0]) ? 0.0 : 1.0;
+      if (local[7] == 0.0 || world.size() > 1) terms.total.backward();
+    } else if (opt.robust.mode == "weat") {
+      shard.sum_across(torch::zeros({1}));  // no rows here, but the ranks sum WEAT's weights together
     }
-    if (!torch::isfinite(terms.total).item<bool>()) {
+    std::vector<double> batch_sum = local;
+    if (world.size() > 1) {
+      // One flat all-reduce: the gradients (each rank's share of the batch's), the terms and the flag.
+      auto params = s.net->parameters();
+      std::vector<torch::Tensor> parts;
+      for (const auto &p : params) {
+        parts.push_back(p.grad().defined() ? p.grad().flatten().to(torch::kCPU, torch::kFloat32)
+                                           : torch::zeros({p.numel()}, torch::kFloat32));
+      }
+      parts.push_back(torch::tensor(local, torch::kFloat64).to(torch::kFloat32));
+      auto flat = torch::cat(parts);
+      world.sum(flat, "summing the gradients");
+      int64_t offset = 0;
+      for (auto &p : params) {
+        auto g = flat.narrow(0, offset, p.numel()).view_as(p).to(p.device());
+        if (p.grad().defined()) {
+          p.mutable_grad().copy_(g);
+        } else {
+          p.mutable_grad() = g.clone();
+        }
+        offset += p.numel();
+      }
+      for (size_t i = 0; i < batch_sum.size(); ++i) batch_sum[i] = flat[offset + static_cast<int64_t>(i)].item<double>();
+    }
+    if (batch_sum[7] != 0.0 || !std::isfinite(batch_sum[0])) {
       throw std::runtime_error("training diverged: loss is not finite at epoch " + std::to_string(epoch + 1) +
                                ", step " + std::to_string(b + 1) + " (try a lower --lr)");
     }
-    s.optimizer->zero_grad();
-    terms.total.backward();
     s.optimizer->step();
     update_ema(s, opt.ema, global_step);
-    const int64_t n = x.size(0);
+    const int64_t n = global_n;
     sum.seen += n;
-    sum.total += terms.total.item<double>() * n;
-    sum.ce += terms.ce_clean.item<double>() * n;
-    sum.ce_noisy += terms.ce_noisy.item<double>() * n;
-    sum.force += terms.force.item<double>() * n;
-    sum.margin += terms.margin.item<double>() * n;
-    sum.robust += robust_term * n;
-    const double batch_correct = terms.logits_clean.argmax(1).eq(y).sum().item<double>();
+    sum.total += batch_sum[0] * n;
+    sum.ce += batch_sum[1] * n;
+    sum.ce_noisy += batch_sum[2] * n;
+    sum.force += batch_sum[3] * n;
+    sum.margin += batch_sum[4] * n;
+    sum.robust += batch_sum[5] * n;
+    const double batch_correct = batch_sum[6];
     sum.correct += batch_correct;
     s.running_accuracy = 0.9 * s.running_accuracy + 0.1 * batch_correct / static_cast<double>(n);
     const auto now = Clock::now();
-    if (std::chrono::duration<double>(now - last_print).count() >= opt.progress_seconds || b + 1 == run.steps_per_epoch) {
+    if (world.leader() &&
+        (std::chrono::duration<double>(now - last_print).count() >= opt.progress_seconds || b + 1 == run.steps_per_epoch)) {
       last_print = now;
       const double elapsed = std::chrono::duration<double>(now - epoch_start).count();
       const double rate = sum.seen / std::max(1e-9, elapsed);
@@ -878,11 +982,7 @@ void select_best_epoch(Run &run, nlohmann::json &last_metrics) {
                              {"last_epoch", run.s.epoch}, {"last_score", last_score}};
   if (epoch != run.s.epoch) {
     const auto path = best_checkpoint_path(run.opt.run_dir);
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error(path + ": the best epoch's checkpoint is missing");
-    std::stringstream bytes;
-    bytes << in.rdbuf();
-    auto best = read_checkpoint(bytes.str(), path);
+    auto best = read_checkpoint(read_bytes(path, "the best epoch's checkpoint is missing"), path);
     if (best.epoch != epoch) {
       throw std::runtime_error(path + ": holds epoch " + std::to_string(best.epoch) + ", metrics.jsonl says the best is " +
                                std::to_string(epoch));
@@ -943,34 +1043,64 @@ void export_model(Run &run, nlohmann::json &last_metrics) {
               threshold ? std::to_string(*threshold).c_str() : "none (no hold-out)");
 }
 
+// The other ranks wait for rank 0's export, so that all exit together (and a failed export fails them all).
+void world_wait_for_export(Run &run) { run.world->barrier("waiting for rank 0's export"); }
+
+// Every rank's weights must be rank 0's: a step that diverged between ranks would otherwise go unseen.
+void check_ranks_agree(Run &run) {
+  if (run.world->size() == 1) return;
+  const auto mine = flat_parameters(*run.s.net);
+  auto leaders = mine.clone();
+  run.world->broadcast(leaders, "comparing the weights across ranks");
+  const double difference = (mine - leaders).abs().max().item<double>();
+  if (difference != 0.0) {
+    throw std::runtime_error(run.world->describe() + ": weights differ from rank 0's after epoch " +
+                             std::to_string(run.s.epoch) + " (largest difference " + std::to_string(difference) + ")");
+  }
+}
+
 }  // namespace
 
 nlohmann::json train(const TrainOptions &options) {
   Run run;
   start_run(run, options);
-  print_plan(run);
+  const auto &world = *run.world;
+  if (world.leader()) print_plan(run);
+  if (world.size() > 1 && world.leader()) {
+    std::printf("cff-train: distributed: %d ranks (%d on this machine, %d threads each), global batch %ld\n", world.size(),
+                world.local_size(), run.opt.threads, static_cast<long>(run.opt.batch));
+    std::fflush(stdout);
+  }
   nlohmann::json last_metrics;
   for (int64_t epoch = run.s.epoch; epoch < run.opt.epochs; ++epoch) {
     const auto sum = train_epoch(run, epoch);
     run.s.epoch = epoch + 1;
-    auto m = epoch_metrics(run, sum);
-    // The metrics line first, then the checkpoint: a run killed between the two resumes from the previous
-    // checkpoint, trains the epoch again and drops its line (trim_metrics), so no epoch is lost or doubled.
-    append_line(run.metrics_path, m);
-    check_weights_finite(run.s, "epoch " + std::to_string(run.s.epoch));
-    if (m.contains("holdout_pgd_accuracy") && m["holdout_pgd_accuracy"].get<double>() > run.best.second) {
-      // Before the checkpoint: a run killed in between trains this epoch again and writes the same file.
-      save_checkpoint(best_checkpoint_path(run.opt.run_dir), run.s, run.options_json);
-      run.best = {run.s.epoch, m["holdout_pgd_accuracy"].get<double>()};
+    if (world.leader()) {
+      // Rank 0 alone evaluates and writes; the others wait in check_ranks_agree.
+      auto m = epoch_metrics(run, sum);
+      // The metrics line first, then the checkpoint: a run killed between the two resumes from the previous
+      // checkpoint, trains the epoch again and drops its line (trim_metrics), so no epoch is lost or doubled.
+      append_line(run.metrics_path, m);
+      check_weights_finite(run.s, "epoch " + std::to_string(run.s.epoch));
+      if (m.contains("holdout_pgd_accuracy") && m["holdout_pgd_accuracy"].get<double>() > run.best.second) {
+        // Before the checkpoint: a run killed in between trains this epoch again and writes the same file.
+        save_checkpoint(best_checkpoint_path(run.opt.run_dir), run.s, run.options_json);
+        run.best = {run.s.epoch, m["holdout_pgd_accuracy"].get<double>()};
+      }
+      save_checkpoint(run.checkpoint, run.s, run.options_json);
+      print_epoch(run, m, sum);
+      last_metrics = m;
     }
-    save_checkpoint(run.checkpoint, run.s, run.options_json);
-    print_epoch(run, m, sum);
-    last_metrics = m;
+    check_ranks_agree(run);
     if (run.opt.stop_after > 0 && run.s.epoch >= run.opt.stop_after && run.s.epoch < run.opt.epochs) {
-      std::printf("stopping after epoch %ld as asked; continue with --resume\n", static_cast<long>(run.s.epoch));
+      if (world.leader()) std::printf("stopping after epoch %ld as asked; continue with --resume\n", static_cast<long>(run.s.epoch));
       last_metrics["stopped"] = true;
       return last_metrics;
     }
+  }
+  if (!world.leader()) {
+    world_wait_for_export(run);
+    return last_metrics;
   }
   if (last_metrics.is_null()) {
     // Resumed a finished run (killed after its last checkpoint, before or during the export): the export
@@ -983,6 +1113,7 @@ nlohmann::json train(const TrainOptions &options) {
   }
   if (select_by_pgd(run.opt)) select_best_epoch(run, last_metrics);
   export_model(run, last_metrics);
+  world_wait_for_export(run);
   return last_metrics;
 }
 

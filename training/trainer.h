@@ -61,7 +61,9 @@ struct TrainOptions {
   // handedness, so it is asked for explicitly (the shipped Fashion-MNIST model uses flip+crop).
   std::string augment = "crop";        // none | flip | crop | flip+crop
   uint64_t seed = 0;
-  int threads = 0;
+  int threads = 0;                     // 0 = the cores, divided among the processes of a distributed run on one machine
+  // Distributed (data-parallel) runs: seconds any collective (and the rendezvous) may wait for the others.
+  double dist_timeout = 1800;
   std::string device = "auto";
   int64_t limit = 0;                   // use only the first N training images (0 = all)
   // Training images held out to calibrate the OOD threshold: a fraction of the set (below 1), clamped

@@ -335,9 +335,32 @@ torch::Tensor attack_loss(const torch::Tensor &logits, const torch::Tensor &y, c
   throw std::invalid_argument("attack: unknown loss");
 }
 
+int64_t BatchShard::global_rows(int64_t local) const {
+  if (count < 1 || index < 0 || index >= count || global < 0) {
+    throw std::invalid_argument("batch shard: index " + std::to_string(index) + " of " + std::to_string(count) +
+                                " is not a shard");
+  }
+  if (global == 0) {
+    if (count != 1) throw std::invalid_argument("batch shard: a shard of several needs the global batch size");
+    return local;
+  }
+  const int64_t held = global > index ? (global - index + count - 1) / count : 0;
+  if (held != local) {
+    throw std::invalid_argument("batch shard: shard " + std::to_string(index) + " of " + std::to_string(count) + " of " +
+                                std::to_string(global) + " rows holds " + std::to_string(held) + ", got " +
+                                std::to_string(local));
+  }
+  return global;
+}
+
+torch::Tensor BatchShard::rows_of(const torch::Tensor &drawn, int64_t n) const {
+  if (count == 1) return drawn.narrow(0, 0, n);
+  return drawn.slice(0, std::min(index, n), n, count);
+}
+
 torch::Tensor training_adversary(const LogitsFunction &f, const torch::Tensor &x, const torch::Tensor &y, bool kl,
                                  double eps, int64_t steps, double step_size, const PixelScale &scale,
-                                 c10::optional<at::Generator> generator) {
+                                 c10::optional<at::Generator> generator, const BatchShard &shard) {
   if (!(eps > 0.0 && eps <= 1.0) || steps < 1 || !(step_size > 0.0)) {
     throw std::invalid_argument("training adversary: eps must be in (0, 1], steps >= 1 and the step size positive");
   }
@@ -345,13 +368,18 @@ torch::Tensor training_adversary(const LogitsFunction &f, const torch::Tensor &x
   const auto to_input = [&](const torch::Tensor &p) { return (p - mean) / std; };
   const auto clean = (x.detach() * std + mean).clamp(0.0, 1.0);
   const auto cpu = torch::TensorOptions().dtype(x.scalar_type());
+  // The starting points are drawn for the global batch; this shard takes its rows.
+  const int64_t global = shard.global_rows(x.size(0));
+  auto shape = x.sizes().vec();
+  shape[0] = global;
   torch::Tensor reference, p;
   if (kl) {
     torch::NoGradGuard no_grad;
     reference = torch::log_softmax(f(x.detach()), 1).detach();
-    p = project_linf(clean + 0.001 * torch::randn(x.sizes(), generator, cpu).to(x.device()), clean, eps);
+    p = project_linf(clean + 0.001 * shard.rows_of(torch::randn(shape, generator, cpu), global).to(x.device()), clean, eps);
   } else {
-    p = project_linf(clean + (torch::rand(x.sizes(), generator, cpu).to(x.device()) * 2 - 1) * eps, clean, eps);
+    p = project_linf(clean + (shard.rows_of(torch::rand(shape, generator, cpu), global).to(x.device()) * 2 - 1) * eps,
+                     clean, eps);
   }
   torch::AutoGradMode enable(true);
   for (int64_t k = 0; k < steps; ++k) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,22 @@ struct AttackResult {
 AttackResult attack(const LogitsFunction &f, const torch::Tensor &x, const torch::Tensor &y, const AttackSpec &spec,
                     const PixelScale &scale);
 
+// The rows of a global batch that one process of a data-parallel run holds: rows index, index + count,
+// index + 2 count, ... of a batch of `global` rows (global 0: the tensor is the whole batch). The training
+// losses (cff/loss.h) and training_adversary make their random draws for the global batch and take their
+// means over it, so the terms of all processes sum to the whole batch's and training gives the same result
+// at any number of processes. `sum_across` sums a tensor over the processes (for a batch statistic such as
+// WEAT's mean weight); unset, there is one process.
+struct BatchShard {
+  int64_t index = 0, count = 1, global = 0;
+  std::function<torch::Tensor(const torch::Tensor &)> sum_across;
+  // The global batch's size for a local tensor of `local` rows; throws std::invalid_argument when the
+  // shard does not describe `local` rows.
+  int64_t global_rows(int64_t local) const;
+  // The global rows [0, n) this shard holds, as a slice of a tensor drawn for n rows.
+  torch::Tensor rows_of(const torch::Tensor &drawn_for_global_rows, int64_t n) const;
+};
+
 // Adversarial examples for robust training, in model inputs: `steps` sign steps of `step_size` (pixel units)
 // inside the L-inf eps-ball and [0, 1], ascending CE(f(x*), y) from a uniform point of the ball (PGD,
 // Madry et al. 2018; kl = false) or KL(p(.|x) || p(.|x*)) from x + 0.001 N(0, I) (TRADES, Zhang et al.
@@ -77,7 +94,7 @@ AttackResult attack(const LogitsFunction &f, const torch::Tensor &x, const torch
 // input gradients are taken: f's parameters keep no gradient from this.
 torch::Tensor training_adversary(const LogitsFunction &f, const torch::Tensor &x, const torch::Tensor &y, bool kl,
                                  double eps, int64_t steps, double step_size, const PixelScale &scale,
-                                 c10::optional<at::Generator> generator = c10::nullopt);
+                                 c10::optional<at::Generator> generator = c10::nullopt, const BatchShard &shard = {});
 
 // The per-image loss an attack maximises (exposed for tests), on logits [N, K]; targets [N] or undefined.
 torch::Tensor attack_loss(const torch::Tensor &logits, const torch::Tensor &y, const torch::Tensor &targets,

@@ -48,10 +48,13 @@ struct CffLossTerms {
 // One step's loss on a batch of clean images x0 [N, C, H, W] in [-1, 1] and labels y [N] (int64).
 // t is drawn uniformly from {1..T}, eps ~ N(0, I). Random draws use `generator` when given
 // (a CPU generator; draws are made on the CPU and moved to x0's device, so a seed gives the same
-// batch on every device), else LibTorch's default CPU generator.
+// batch on every device), else LibTorch's default CPU generator. With a `shard` (cff/attack.h), x0 and y
+// are one process's rows of a global batch: the draws are the global batch's, the noised rows are the
+// global batch's first force_fraction, and every mean is over the global batch, so the terms are this
+// shard's share and sum over the shards to the whole batch's.
 CffLossTerms cff_loss(const LogitsFunction &f, const torch::Tensor &x0, const torch::Tensor &y,
                       const CosineSchedule &schedule, const CffLossOptions &options,
-                      c10::optional<at::Generator> generator = c10::nullopt);
+                      c10::optional<at::Generator> generator = c10::nullopt, const BatchShard &shard = {});
 
 // The outliers of the energy-margin term: each image's 4 x 4 grid of cells (H/4 x W/4 pixels each; any
 // remainder rows and columns stay in place) rearranged by one random permutation that is not the identity.
@@ -79,15 +82,17 @@ struct RobustTerms {
   torch::Tensor logits_adversarial;  // f(x*), detached, for bookkeeping
 };
 
-// The robust term for a batch (mode must not be none). Random draws as in cff_loss.
+// The robust term for a batch (mode must not be none). Random draws and `shard` as in cff_loss.
 RobustTerms robust_loss(const LogitsFunction &f, const torch::Tensor &x0, const torch::Tensor &y,
-                        const RobustLossOptions &options, c10::optional<at::Generator> generator = c10::nullopt);
+                        const RobustLossOptions &options, c10::optional<at::Generator> generator = c10::nullopt,
+                        const BatchShard &shard = {});
 
 // The per-image WEAT weights: 1 / log(1 + exp(|U|)) for free energies U [N], divided by their mean.
 torch::Tensor weat_weights(const torch::Tensor &energy);
 
 // Plain cross-entropy on clean images: the `ce` baseline objective. Same struct, other terms zero.
-CffLossTerms cross_entropy_loss(const LogitsFunction &f, const torch::Tensor &x0, const torch::Tensor &y);
+CffLossTerms cross_entropy_loss(const LogitsFunction &f, const torch::Tensor &x0, const torch::Tensor &y,
+                                const BatchShard &shard = {});
 
 }  // namespace cff
 #pragma GCC visibility pop
