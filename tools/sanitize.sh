@@ -35,16 +35,27 @@ export GST_REGISTRY_FORK=no
 # Programs that are not instrumented (gst-launch-1.0, python3, bash) load the instrumented plugin or run
 # instrumented tools: the sanitizer runtimes must come first in every process.
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)${LD_PRELOAD:+ $LD_PRELOAD}"
-# OpenCV's FireWire camera backend enumerates USB devices through libusb, which keeps that list: not needed here.
-export OPENCV_VIDEOIO_PRIORITY_DC1394=0
+# OpenCV's FireWire and gphoto2 camera backends enumerate USB devices (libusb, libgphoto2) when a video file is
+# opened, and keep or leak what they found: cameras are not used here.
+export OPENCV_VIDEOIO_PRIORITY_DC1394=0 OPENCV_VIDEOIO_PRIORITY_GPHOTO2=0
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:detect_odr_violation=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export LSAN_OPTIONS="suppressions=$root/tools/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 rm -f "$build/tests/registry.bin"
 
 if [ $# -eq 0 ]; then
-  tests=$(meson test -C "$build" --no-rebuild --list 2>/dev/null | sed 's/^.* \/ //' | grep -v -x pkgconfig)
+  all=$(meson test -C "$build" --no-rebuild --list 2>/dev/null | sed 's/^.* \/ //' | grep -v -x pkgconfig)
+  status=0
+  # The test scripts (pipelines, own images, sweep) run gst-launch-1.0, which is not instrumented: with the fast
+  # unwinder a leak report from inside it stops at "g_malloc", so the slow unwinder runs there, which tells GLib's
+  # own allocations made while a library loads (call_init, suppressed) from the plugin's.
+  scripts='^(pipeline-.*|own-images|sweep)$'
   # shellcheck disable=SC2086
-  exec meson test -C "$build" --no-rebuild --print-errorlogs --timeout-multiplier 6 $tests
+  meson test -C "$build" --no-rebuild --print-errorlogs --timeout-multiplier 6 $(echo "$all" | grep -v -E "$scripts") ||
+    status=1
+  # shellcheck disable=SC2086
+  ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" meson test -C "$build" --no-rebuild --print-errorlogs \
+    --timeout-multiplier 6 --logbase scripts $(echo "$all" | grep -E "$scripts") || status=1
+  exit "$status"
 fi
 exec meson test -C "$build" --no-rebuild --print-errorlogs --timeout-multiplier 6 "$@"

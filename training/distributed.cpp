@@ -36,11 +36,13 @@ std::string env_string(const char *name) {
   return v ? v : "";
 }
 
+#ifdef CFF_DISTRIBUTED
 std::string first_line(const std::string &text) {
   const auto start = text.find_first_not_of('\n');
   if (start == std::string::npos) return text;
   return text.substr(start, text.find('\n', start) - start);
 }
+#endif
 
 }  // namespace
 

@@ -881,8 +881,6 @@ EpochTotals train_epoch(Run &run, int64_t epoch) {
   return sum;
 }
 
-// The epoch's metrics line: training sums, the near-chance warning, and (when due) test accuracy, OOD
-// AUROCs and a sample grid.
 // PGD-10 (L-inf, robust.eps, CE, starting at the clean image) accuracy of the EMA weights on the first
 // select_images hold-out images, in batches of 100: the robust checkpoint-selection score. Deterministic.
 double holdout_pgd_accuracy(Run &run) {
@@ -903,6 +901,8 @@ double holdout_pgd_accuracy(Run &run) {
   return n > 0 ? 1.0 - static_cast<double>(fooled) / static_cast<double>(n) : 0.0;
 }
 
+// The epoch's metrics line: training sums, the near-chance warning, and (when due) test accuracy, OOD
+// AUROCs, the hold-out PGD accuracy and a sample grid.
 nlohmann::json epoch_metrics(Run &run, const EpochTotals &sum) {
   const auto &opt = run.opt;
   auto &s = run.s;

@@ -44,7 +44,7 @@ void ensure_gst();
 // and no error may reach the bus. Records failures with GoogleTest assertions.
 void cycle_states(const std::string &pipeline_description, int cycles);
 
-// Cycles for the state-cycling tests: CFF_STATE_CYCLES when set (tools/asan-state-cycling.sh sets 100
+// Cycles for the state-cycling tests: CFF_STATE_CYCLES when set (tools/sanitize.sh sets 100
 // for every element), else `fallback`.
 int state_cycles(int fallback);
 
