@@ -47,6 +47,20 @@ void write_idx_labels(const std::string &path, const torch::Tensor &labels) {
   out.write(reinterpret_cast<const char *>(c.data_ptr<uint8_t>()), c.numel());
 }
 
+// The metadata of a tiny model of 8x8 grey images, one class per label.
+cff::ModelMetadata tiny_metadata(const std::vector<std::string> &labels) {
+  cff::ModelMetadata meta;
+  meta.network.channels = 1;
+  meta.network.height = meta.network.width = 8;
+  meta.network.num_classes = static_cast<int64_t>(labels.size());
+  meta.network.widths = {8};
+  meta.network.groups = 4;
+  meta.labels = labels;
+  meta.normalization.mean = {0.5};
+  meta.normalization.std = {0.5};
+  return meta;
+}
+
 class Trainer : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -430,17 +444,9 @@ TEST_F(Trainer, InitStartsFromTheModelsNetworkAndWeights) {
   }
 
   // A model for 3 classes of 8x8 images does not fit 10 classes of 28x28.
-  cff::NetworkConfig other;
-  other.channels = 1;
-  other.height = other.width = 8;
-  other.num_classes = 3;
-  other.widths = {8};
-  other.groups = 4;
-  cff::ModelMetadata meta;
-  meta.network = other;
-  meta.labels = {"a", "b", "c"};
+  const auto meta = tiny_metadata({"a", "b", "c"});
   const auto other_path = (root_ / "other.cff").string();
-  cff::save_model(other_path, cff::Classifier(other), meta);
+  cff::save_model(other_path, cff::Classifier(meta.network), meta);
   auto wrong = small_options("init-wrong");
   wrong.init = other_path;
   try {
@@ -586,17 +592,8 @@ TEST_F(Trainer, CommandLineReportsBadInputInOneLine_n) {
   std::tie(code, text) = run("--export /nonexistent/folder/model.cff");
   EXPECT_EQ(code, 1);
   EXPECT_NE(text.find("folder /nonexistent/folder does not exist"), std::string::npos) << text;
-  cff::NetworkConfig config;
-  config.channels = 1;
-  config.height = config.width = 8;
-  config.num_classes = 2;
-  config.widths = {8};
-  config.groups = 4;
-  cff::ModelMetadata meta;
-  meta.network = config;
-  meta.labels = {"a", "b"};
-  meta.normalization.mean = {0.5};
-  meta.normalization.std = {0.5};
+  const auto meta = tiny_metadata({"a", "b"});
+  const auto config = meta.network;
   auto declared = meta;
   declared.network.widths = {16};  // metadata that reads, weights of another network: only a full load sees it
   const auto mismatched = (root_ / "mismatched.cff").string();
