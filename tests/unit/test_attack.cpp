@@ -247,3 +247,74 @@ TEST(RobustLoss, TradesAndWeatAreTheirFormulas) {
   EXPECT_LT(w[0].item<double>(), w[2].item<double>());
   EXPECT_NEAR(w.mean().item<double>(), 1.0, 1e-9);
 }
+
+// Data-parallel shards (issue 18): the losses of the shards of a batch (rows r, r + W, ...) sum to the whole
+// batch's loss and their gradients to its gradient, for every objective, since the draws are the global
+// batch's and the means are over it. Three shards of a batch of 7 (the last shard is one row short).
+TEST(BatchShards, ShardLossesAndGradientsSumToTheWholeBatchs) {
+  set_threads(1);
+  torch::manual_seed(3);
+  auto net = Classifier(cff_test::tiny_config(1, 8, 8, 4));
+  LogitsFunction f = [net](const torch::Tensor &x) mutable { return net->forward(x); };
+  cff_test::PrototypeMixture data;
+  auto [x, y] = data.draw(7, 11);
+  CosineSchedule schedule;
+  CffLossOptions cff_options;
+  cff_options.force_fraction = 0.5;
+  cff_options.margin_weight = 0.1;
+  RobustLossOptions robust;
+  robust.eps = 0.1;
+  robust.steps = 2;
+  const auto gradient = [&](const torch::Tensor &loss) {
+    net->zero_grad();
+    loss.backward();
+    std::vector<torch::Tensor> g;
+    for (const auto &p : net->parameters()) g.push_back(p.grad().clone());
+    return g;
+  };
+  const auto loss_of = [&](const std::string &kind, const torch::Tensor &xs, const torch::Tensor &ys, const BatchShard &shard) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+    if (kind == "cff") return cff_loss(f, xs, ys, schedule, cff_options, gen, shard).total;
+    if (kind == "ce") return cross_entropy_loss(f, xs, ys, shard).total;
+    robust.mode = kind;
+    return robust_loss(f, xs, ys, robust, gen, shard).total;
+  };
+  for (const std::string kind : {"cff", "ce", "pgd", "trades", "weat"}) {
+    const auto whole = loss_of(kind, x, y, {});
+    const auto whole_gradient = gradient(whole);
+    // WEAT's batch mean of weights needs the other shards: sum_across adds what each shard contributes.
+    std::vector<double> raw_sums(3, 0.0);
+    double total = 0;
+    std::vector<torch::Tensor> summed;
+    for (int pass = 0; pass < 2; ++pass) {  // pass 0 collects each shard's WEAT weight sum, pass 1 uses them
+      total = 0;
+      summed.clear();
+      for (int64_t r = 0; r < 3; ++r) {
+        BatchShard shard;
+        shard.index = r;
+        shard.count = 3;
+        shard.global = 7;
+        shard.sum_across = [&, r](const torch::Tensor &t) {
+          raw_sums[r] = t.item<double>();
+          double all = 0;
+          for (double v : raw_sums) all += v;
+          return pass == 0 ? t.clone() : torch::full_like(t, all);
+        };
+        const auto loss = loss_of(kind, x.slice(0, r, 7, 3), y.slice(0, r, 7, 3), shard);
+        total += loss.item<double>();
+        const auto g = gradient(loss);
+        if (summed.empty()) summed = g;
+        else for (size_t i = 0; i < g.size(); ++i) summed[i] += g[i];
+      }
+    }
+    EXPECT_NEAR(total, whole.item<double>(), 1e-5) << kind;
+    for (size_t i = 0; i < summed.size(); ++i) {
+      EXPECT_TRUE(torch::allclose(summed[i], whole_gradient[i], 1e-4, 1e-6)) << kind << " parameter " << i;
+    }
+  }
+  BatchShard wrong;
+  wrong.index = 1;
+  wrong.count = 3;
+  wrong.global = 7;  // holds rows 1 and 4: 2, not 3
+  EXPECT_THROW(cross_entropy_loss(f, x.slice(0, 0, 3), y.slice(0, 0, 3), wrong), std::invalid_argument);
+}
