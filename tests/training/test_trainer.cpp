@@ -401,8 +401,6 @@ TEST_F(Trainer, CorruptDatasetFilesGiveClearErrors_n) {
   expect_error([&] { cff::data::load_cifar10(bad.string(), "test"); }, {"test_batch.bin", "truncated at record 2"});
 }
 
-// `cff-train` with no loss or optimiser options trains with exactly the defaults its --help prints
-// (the recipe's force fraction 0.5 once stayed at the library's 1.0 while the help said 0.5).
 // --init (issue 20: robust fine-tuning of a trained model): the run takes the model's network, whatever the
 // network options say, and starts from its weights; a resume needs the same --init; a model of another
 // input or class count is refused by name.
@@ -502,6 +500,8 @@ TEST_F(Trainer, SelectByPgdExportsTheBestEvaluatedEpoch) {
   EXPECT_EQ(cff::read_model_metadata(plain.run_dir + "/model.cff").provenance["options"]["select"], "last");
 }
 
+// `cff-train` with no loss or optimiser options trains with exactly the defaults its --help prints
+// (the recipe's force fraction 0.5 once stayed at the library's 1.0 while the help said 0.5).
 TEST_F(Trainer, DefaultsThatHelpPrintsAreTheOnesThatTrain) {
   const char *build = std::getenv("CFF_BUILD_ROOT");
   ASSERT_NE(build, nullptr) << "run through meson test";
