@@ -117,13 +117,22 @@ void trim_metrics(const std::string &path, int64_t epochs) {
 }
 
 // The metrics line of `epoch`, or null if the file has none.
-nlohmann::json metrics_line(const std::string &path, int64_t epoch) {
+// The metrics file's lines that parse as JSON objects, in order (a line cut by a kill is skipped).
+std::vector<nlohmann::json> metrics_lines(const std::string &path) {
   std::ifstream in(path);
   std::string line;
-  nlohmann::json found;
+  std::vector<nlohmann::json> lines;
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_discarded() && j.is_object() && j.value("epoch", int64_t{-1}) == epoch) found = std::move(j);
+    if (!j.is_discarded() && j.is_object()) lines.push_back(std::move(j));
+  }
+  return lines;
+}
+
+nlohmann::json metrics_line(const std::string &path, int64_t epoch) {
+  nlohmann::json found;
+  for (auto &j : metrics_lines(path)) {
+    if (j.value("epoch", int64_t{-1}) == epoch) found = std::move(j);
   }
   return found;
 }
@@ -134,12 +143,9 @@ std::string best_checkpoint_path(const std::string &run_dir) { return (fs::path(
 
 // The evaluated epoch with the highest hold-out PGD accuracy in a metrics file (the earlier one on a tie), or 0.
 std::pair<int64_t, double> best_pgd_epoch(const std::string &metrics_path) {
-  std::ifstream in(metrics_path);
-  std::string line;
   std::pair<int64_t, double> best{0, -1.0};
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("holdout_pgd_accuracy")) continue;
+  for (const auto &j : metrics_lines(metrics_path)) {
+    if (!j.contains("holdout_pgd_accuracy")) continue;
     const double score = j["holdout_pgd_accuracy"].get<double>();
     if (score > best.second) best = {j.value("epoch", int64_t{0}), score};
   }
