@@ -1,18 +1,16 @@
-// Fuzzes the checkpoint reader behind cff-train --resume (cff::train::read_checkpoint: CRC trailer, the
-// LibTorch archive, the stored options, epoch and counters), then restores the archives into the tiny network
-// of the seeds, an EMA copy and an AdamW optimiser as a resume does. Contract: read_checkpoint throws
-// std::runtime_error (naming the file) and nothing else; restoring is LibTorch's and may throw c10::Error
-// (load_checkpoint turns that into std::runtime_error).
+// Fuzzes the checkpoint reader behind cff-train --resume (cff::train::read_checkpoint: the tensor-file
+// header and checksum, the JSON state, every tensor entry), then restores what it read into the tiny network
+// of the seeds, an EMA copy and an AdamW optimiser as a resume does (cff::train::restore_checkpoint).
+// Contract: both throw std::runtime_error (naming the file) and nothing else, and never crash.
 //
-// The CRC-32 trailer is recomputed so that mutations reach the archive (the checksum check itself is
-// covered by tests/training: TrainerResume).
+// The header's checksum is recomputed so that mutations reach the content (the checksum check itself is
+// covered by tests/training: Trainer.CorruptCheckpointIsRefused_n).
 #include <cstdint>
-#include <cstring>
 #include <string>
 
 #include <torch/torch.h>
-#include <zlib.h>
 
+#include "cff/tensor_file.h"
 #include "fuzz_common.h"
 #include "tiny_network.h"
 #include "training/trainer.h"
@@ -24,27 +22,16 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::string bytes(reinterpret_cast<const char *>(data), size);
-  if (bytes.size() >= 4) {
-    const auto crc =
-        static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef *>(bytes.data()), bytes.size() - 4));
-    std::memcpy(&bytes[bytes.size() - 4], &crc, 4);
-  }
-  cff::train::Checkpoint c;
+  cff::reseal_tensor_file(bytes);
   try {
-    c = cff::train::read_checkpoint(bytes, "fuzz-input");
+    const auto c = cff::train::read_checkpoint(bytes, "fuzz-input");
+    cff::Classifier net(cff_fuzz::tiny_network()), ema(cff_fuzz::tiny_network());
+    torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(1e-3));
+    cff::train::restore_checkpoint(c, net, ema, optimizer, "fuzz-input");
   } catch (const std::runtime_error &) {
     return 0;
   } catch (const std::exception &e) {
-    cff_fuzz::unexpected("read_checkpoint", e);
-  }
-  try {
-    torch::NoGradGuard no_grad;
-    cff::Classifier net(cff_fuzz::tiny_network()), ema(cff_fuzz::tiny_network());
-    torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(1e-3));
-    net->load(c.model);
-    ema->load(c.ema);
-    optimizer.load(c.optimizer);
-  } catch (const std::exception &) {
+    cff_fuzz::unexpected("read_checkpoint/restore_checkpoint", e);
   }
   return 0;
 }

@@ -16,6 +16,7 @@
 
 #include "cff/model_file.h"
 #include "tiny_network.h"
+#include "training/trainer.h"
 
 namespace fs = std::filesystem;
 
@@ -88,29 +89,19 @@ int main(int argc, char **argv) {
     write("fuzz_model_file", "tiny-" + std::to_string(channels) + "ch.cff", cff::serialize_model(net, m));
   }
 
-  // A checkpoint as cff-train writes it (training/trainer.cpp save_checkpoint), of the tiny network.
+  // A checkpoint as cff-train writes it (cff::train::serialize_checkpoint), of the tiny network after one
+  // AdamW step (so the optimiser state is there).
   {
     cff::Classifier net(cff_fuzz::tiny_network()), ema(cff_fuzz::tiny_network());
     torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(1e-3));
-    torch::serialize::OutputArchive archive, model, ema_archive, optim;
-    net->save(model);
-    ema->save(ema_archive);
-    optimizer.save(optim);
-    archive.write("model", model);
-    archive.write("ema", ema_archive);
-    archive.write("optimizer", optim);
-    archive.write("epoch", torch::tensor(int64_t{3}, torch::kLong));
-    archive.write("noised_from", torch::tensor(int64_t{40}, torch::kLong));
-    archive.write("running_accuracy", torch::tensor(0.5, torch::kDouble));
-    const std::string opts = R"({"batch":4,"lr":0.001,"network":{"channels":1}})";
-    archive.write("options", torch::from_blob(const_cast<char *>(opts.data()), {static_cast<int64_t>(opts.size())},
-                                              torch::kUInt8).clone());
-    std::ostringstream bytes;
-    archive.save_to(bytes);
-    std::string content = bytes.str();
-    const auto crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef *>(content.data()), content.size()));
-    content.append(reinterpret_cast<const char *>(&crc), sizeof(crc));
-    write("fuzz_checkpoint", "tiny.pt", content);
+    net->forward(torch::zeros({2, 1, 8, 8})).sum().backward();
+    optimizer.step();
+    auto c = cff::train::capture_checkpoint(net, ema, optimizer);
+    c.options = {{"batch", 4}, {"lr", 0.001}, {"network", {{"channels", 1}}}};
+    c.epoch = 3;
+    c.noised_from = 40;
+    c.running_accuracy = 0.5;
+    write("fuzz_checkpoint", "tiny.ckpt", cff::train::serialize_checkpoint(c));
   }
 
   // IDX: byte 0 picks the reader (0 images, 1 labels, 2 folder: bytes 1-2 the images file's size).

@@ -8,12 +8,12 @@
 #include <filesystem>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <fstream>
 #include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
-#include <zlib.h>
 
 #include "cff/attack.h"
 #include "cff/device.h"
@@ -34,6 +34,19 @@ namespace cff::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+constexpr cff::TensorFileKind kCheckpointFile{{'C', 'F', 'F', 'T', 'R', 'A', 'I', 'N'}, 1, "cff-train checkpoint"};
+
+// The key of a parameter in an optimiser's state map (a string of its TensorImpl's address in LibTorch 1.13,
+// the address itself in 2.x).
+template <typename StateMap>
+typename StateMap::key_type adam_state_key(const StateMap &, const torch::Tensor &parameter) {
+  if constexpr (std::is_same_v<typename StateMap::key_type, std::string>) {
+    return c10::guts::to_string(parameter.unsafeGetTensorImpl());
+  } else {
+    return static_cast<typename StateMap::key_type>(parameter.unsafeGetTensorImpl());
+  }
+}
 
 // A generator per (seed, epoch, stream): resuming at an epoch boundary replays exactly the random
 // draws of an uninterrupted run, so checkpoints need no generator state.
@@ -85,8 +98,6 @@ void copy_parameters(Classifier &to, Classifier &from) {
   for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
 }
 
-// The first line of a LibTorch error message (the rest is where in LibTorch it was raised).
-std::string first_line(const std::string &message) { return message.substr(0, message.find('\n')); }
 
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds);
@@ -175,27 +186,12 @@ void check_weights_finite(State &s, const std::string &when) {
 }
 
 void save_checkpoint(const std::string &path, State &s, const nlohmann::json &options_json) {
-  torch::serialize::OutputArchive archive;
-  torch::serialize::OutputArchive model, ema, optim;
-  s.net->save(model);
-  s.ema->save(ema);
-  s.optimizer->save(optim);
-  archive.write("model", model);
-  archive.write("ema", ema);
-  archive.write("optimizer", optim);
-  archive.write("epoch", torch::tensor(s.epoch, torch::kLong));
-  archive.write("noised_from", torch::tensor(s.noised_from, torch::kLong));
-  archive.write("running_accuracy", torch::tensor(s.running_accuracy, torch::kDouble));
-  const std::string opts = options_json.dump();
-  archive.write("options", torch::from_blob(const_cast<char *>(opts.data()), {static_cast<int64_t>(opts.size())},
-                                            torch::kUInt8).clone());
-  std::ostringstream bytes;
-  archive.save_to(bytes);
-  // A CRC trailer lets a resume tell a damaged checkpoint from a good one.
-  std::string content = bytes.str();
-  const auto crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef *>(content.data()), content.size()));
-  content.append(reinterpret_cast<const char *>(&crc), sizeof(crc));
-  files::write_atomically(path, content);
+  auto c = capture_checkpoint(s.net, s.ema, *s.optimizer);
+  c.options = options_json;
+  c.epoch = s.epoch;
+  c.noised_from = s.noised_from;
+  c.running_accuracy = s.running_accuracy;
+  files::write_atomically(path, serialize_checkpoint(c));
 }
 
 // "key: X in the checkpoint, Y now" for each top-level option that differs, joined by "; ".
@@ -259,14 +255,7 @@ void load_checkpoint(const std::string &bytes, const std::string &path, State &s
     throw std::runtime_error(path + ": checkpoint was made with different options: " + option_differences(a, b) +
                              " (resume with the checkpoint's options, or start a new run)");
   }
-  try {
-    s.net->load(checkpoint.model);
-    s.ema->load(checkpoint.ema);
-    s.optimizer->load(checkpoint.optimizer);
-  } catch (const c10::Error &e) {
-    throw std::runtime_error(path + ": checkpoint does not fit this run's network (" +
-                             first_line(e.what_without_backtrace()) + ")");
-  }
+  restore_checkpoint(checkpoint, s.net, s.ema, *s.optimizer, path);
   s.epoch = checkpoint.epoch;
   s.noised_from = checkpoint.noised_from;
   s.running_accuracy = checkpoint.running_accuracy;
@@ -394,64 +383,122 @@ Split split_training_data(TrainOptions &opt) {
 
 }  // namespace
 
-Checkpoint read_checkpoint(const std::string &bytes, const std::string &source) {
-  if (bytes.size() < 4) throw std::runtime_error(source + ": checkpoint is truncated");
-  uint32_t crc;
-  std::memcpy(&crc, bytes.data() + bytes.size() - 4, 4);
-  const size_t size = bytes.size() - 4;
-  if (crc32_z(0, reinterpret_cast<const Bytef *>(bytes.data()), size) != crc) {
-    throw std::runtime_error(source + ": checkpoint is corrupt (checksum)");
-  }
-  std::istringstream stream(bytes.substr(0, size));
+Checkpoint capture_checkpoint(Classifier &net, Classifier &ema, torch::optim::AdamW &optimizer) {
   Checkpoint c;
-  // A checkpoint whose checksum matches can still be damaged (written by another version, or by hand):
-  // LibTorch's and the JSON parser's errors become one line naming the file.
+  for (auto &item : cff::network_tensors(net)) c.model.push_back({item.first, item.second.detach().clone()});
+  for (auto &item : cff::network_tensors(ema)) c.ema.push_back({item.first, item.second.detach().clone()});
+  auto &state = optimizer.state();
+  for (const auto &p : net->named_parameters()) {
+    auto it = state.find(adam_state_key(state, p.value()));
+    if (it == state.end()) continue;  // no step has touched it
+    const auto &adam = static_cast<const torch::optim::AdamWParamState &>(*it->second);
+    c.optimizer[p.key()] = {adam.step(), adam.exp_avg().clone(), adam.exp_avg_sq().clone()};
+  }
+  c.lr = static_cast<torch::optim::AdamWOptions &>(optimizer.param_groups().at(0).options()).lr();
+  return c;
+}
+
+std::string serialize_checkpoint(const Checkpoint &c) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto &t : c.model) tensors.emplace_back("model/" + t.name, t.values);
+  for (const auto &t : c.ema) tensors.emplace_back("ema/" + t.name, t.values);
+  nlohmann::json steps = nlohmann::json::object();
+  for (const auto &[name, adam] : c.optimizer) {
+    steps[name] = adam.step;
+    tensors.emplace_back("adam/exp_avg/" + name, adam.exp_avg);
+    tensors.emplace_back("adam/exp_avg_sq/" + name, adam.exp_avg_sq);
+  }
+  const nlohmann::json j = {{"options", c.options},       {"epoch", c.epoch}, {"noised_from", c.noised_from},
+                            {"running_accuracy", c.running_accuracy}, {"lr", c.lr}, {"adam_steps", steps}};
+  return cff::pack_tensor_file(kCheckpointFile, j.dump(), cff::encode_tensors(tensors));
+}
+
+Checkpoint read_checkpoint(const std::string &bytes, const std::string &source) {
+  if (bytes.rfind("PK\x03\x04", 0) == 0) {
+    throw std::runtime_error(source + ": checkpoint is damaged (a LibTorch archive: an earlier cff-train's format, "
+                             "which this one does not read; start a new run)");
+  }
+  const auto damaged = [&](const std::string &why) { return std::runtime_error(source + ": checkpoint is damaged (" + why + ")"); };
+  Checkpoint c;
   try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(stream);
-    archive.read("model", c.model);
-    archive.read("ema", c.ema);
-    archive.read("optimizer", c.optimizer);
-    torch::Tensor stored;
-    archive.read("options", stored);
-    if (stored.scalar_type() != torch::kUInt8 || stored.dim() != 1) {
-      throw std::runtime_error(source + ": checkpoint is damaged (its options are not a byte string)");
+    const auto content = cff::unpack_tensor_file(kCheckpointFile, bytes, source);
+    const auto j = nlohmann::json::parse(content.json);
+    if (!j.is_object()) throw damaged("its state is not a JSON object");
+    for (const char *key : {"options", "epoch", "noised_from", "running_accuracy", "lr", "adam_steps"}) {
+      if (!j.contains(key)) throw damaged(std::string("'") + key + "' is missing");
     }
-    // (LibTorch 1.13's reader does not check a tensor's size against the bytes of its storage record, so a
-    // forged archive with a matching CRC can still make this read past them: fuzz/known/, docs.)
-    stored = stored.contiguous();
-    const std::string stored_options(reinterpret_cast<const char *>(stored.data_ptr<uint8_t>()),
-                                     static_cast<size_t>(stored.numel()));
-    c.options = nlohmann::json::parse(stored_options);
-    if (!c.options.is_object()) throw std::runtime_error(source + ": checkpoint is damaged (its options are not an object)");
-    // One number each.
-    auto scalar = [&](const torch::Tensor &t, const char *name) {
-      if (t.numel() != 1) {
-        throw std::runtime_error(source + ": checkpoint is damaged (" + name + " is not one number)");
+    c.options = j.at("options");
+    if (!c.options.is_object()) throw damaged("its options are not an object");
+    c.epoch = j.at("epoch").get<int64_t>();
+    c.noised_from = j.at("noised_from").get<int64_t>();
+    c.running_accuracy = j.at("running_accuracy").get<double>();
+    c.lr = j.at("lr").get<double>();
+    const auto &steps = j.at("adam_steps");
+    if (!steps.is_object()) throw damaged("'adam_steps' is not an object");
+    for (const auto &item : steps.items()) c.optimizer[item.key()].step = item.value().get<int64_t>();
+    for (auto &entry : cff::decode_tensors(content.tensor_block, source)) {
+      const auto take = [&](const std::string &prefix) {
+        if (entry.name.rfind(prefix, 0) != 0) return false;
+        entry.name.erase(0, prefix.size());
+        return true;
+      };
+      const auto adam = [&](torch::Tensor AdamState::*field) {
+        auto it = c.optimizer.find(entry.name);
+        if (it == c.optimizer.end()) throw damaged("optimiser state '" + entry.name + "' has no step count");
+        if ((it->second.*field).defined()) throw damaged("optimiser state '" + entry.name + "' appears twice");
+        it->second.*field = entry.values;
+      };
+      if (take("model/")) {
+        c.model.push_back(std::move(entry));
+      } else if (take("ema/")) {
+        c.ema.push_back(std::move(entry));
+      } else if (take("adam/exp_avg/")) {
+        adam(&AdamState::exp_avg);
+      } else if (take("adam/exp_avg_sq/")) {
+        adam(&AdamState::exp_avg_sq);
+      } else {
+        throw damaged("tensor '" + entry.name + "' is none of model/, ema/, adam/");
       }
-      return t;
-    };
-    torch::Tensor epoch;
-    archive.read("epoch", epoch);
-    c.epoch = scalar(epoch, "epoch").item<int64_t>();
-    // Checkpoints from before the CE-first warm-up trained with the noised terms from the first step.
-    torch::Tensor value;
-    c.noised_from = archive.try_read("noised_from", value) ? scalar(value, "noised_from").item<int64_t>() : 0;
-    c.running_accuracy =
-        archive.try_read("running_accuracy", value) ? scalar(value, "running_accuracy").item<double>() : 0.0;
-  } catch (const c10::Error &e) {
-    throw std::runtime_error(source + ": checkpoint is damaged (" + first_line(e.what_without_backtrace()) + ")");
+    }
+    for (const auto &[name, state] : c.optimizer) {
+      if (!state.exp_avg.defined() || !state.exp_avg_sq.defined()) throw damaged("optimiser state '" + name + "' is incomplete");
+      if (state.exp_avg.sizes() != state.exp_avg_sq.sizes()) throw damaged("optimiser state '" + name + "' has two shapes");
+    }
+  } catch (const cff::TensorFileError &e) {
+    if (e.reason().rfind("checksum mismatch", 0) == 0) throw std::runtime_error(source + ": checkpoint is corrupt (checksum)");
+    throw damaged(e.reason());
   } catch (const nlohmann::json::exception &e) {
-    throw std::runtime_error(source + ": checkpoint is damaged (its options: " + e.what() + ")");
-  } catch (const std::runtime_error &) {
-    throw;
-  } catch (const std::exception &e) {
-    // LibTorch's archive reader also throws torch::jit::ErrorReport and std::out_of_range.
-    std::string what = e.what();
-    what.erase(0, what.find_first_not_of('\n'));
-    throw std::runtime_error(source + ": checkpoint is damaged (" + first_line(what) + ")");
+    throw damaged(std::string("its state: ") + e.what());
   }
   return c;
+}
+
+void restore_checkpoint(const Checkpoint &c, Classifier &net, Classifier &ema, torch::optim::AdamW &optimizer,
+                        const std::string &source) {
+  const auto misfit = [&](const std::string &why) {
+    return std::runtime_error(source + ": checkpoint does not fit this run's network (" + why + ")");
+  };
+  try {
+    cff::load_network_tensors(net, c.model, source);
+    cff::load_network_tensors(ema, c.ema, source);
+  } catch (const cff::TensorFileError &e) {
+    throw misfit(e.reason());
+  }
+  std::map<std::string, torch::Tensor> parameters;
+  for (const auto &p : net->named_parameters()) parameters[p.key()] = p.value();
+  auto &state = optimizer.state();
+  state.clear();
+  for (const auto &[name, adam] : c.optimizer) {
+    auto it = parameters.find(name);
+    if (it == parameters.end()) throw misfit("optimiser state for '" + name + "', which the network does not have");
+    if (adam.exp_avg.sizes() != it->second.sizes()) throw misfit("optimiser state '" + name + "' has another shape");
+    auto restored = std::make_unique<torch::optim::AdamWParamState>();
+    restored->step(adam.step);
+    restored->exp_avg(adam.exp_avg.to(it->second.device()).clone());
+    restored->exp_avg_sq(adam.exp_avg_sq.to(it->second.device()).clone());
+    state[adam_state_key(state, it->second)] = std::move(restored);
+  }
+  for (auto &group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions &>(group.options()).lr(c.lr);
 }
 
 std::string checkpoint_path(const std::string &run_dir) { return (fs::path(run_dir) / "checkpoint.pt").string(); }
@@ -993,8 +1040,11 @@ void select_best_epoch(Run &run, nlohmann::json &last_metrics) {
       throw std::runtime_error(path + ": holds epoch " + std::to_string(best.epoch) + ", metrics.jsonl says the best is " +
                                std::to_string(epoch));
     }
-    run.s.ema->load(best.ema);
-    freeze(*run.s.ema);
+    try {
+      cff::load_network_tensors(run.s.ema, best.ema, path);
+    } catch (const cff::TensorFileError &e) {
+      throw std::runtime_error(path + ": the best epoch's checkpoint does not fit this run's network (" + e.reason() + ")");
+    }
     last_metrics = metrics_line(run.metrics_path, epoch);
   }
   std::printf("cff-train: exporting epoch %ld's weights: hold-out PGD-10 accuracy %.4f (last epoch %ld: %.4f)\n",

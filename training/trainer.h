@@ -8,12 +8,16 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <torch/serialize/input-archive.h>
+#include <map>
+
+#include <torch/optim/adamw.h>
+#include <torch/types.h>
 
 #include "cff/model_file.h"
 #include "cff/loss.h"
 #include "cff/network.h"
 #include "cff/sampler_defaults.h"
+#include "cff/tensor_file.h"
 
 namespace cff::train {
 
@@ -124,18 +128,38 @@ nlohmann::json fit_ood_scores(Model &model, const torch::Tensor &train_x, const 
 // the same --seed and --holdout) and writes the model to --export, or over MODEL (atomically).
 void refit_ood(const TrainOptions &options, const std::string &model_path);
 
-// What a checkpoint holds, as --resume reads it: the archives of the network, its EMA and the optimiser,
-// the options the run was made with and where it stopped.
+// AdamW's state of one parameter.
+struct AdamState {
+  int64_t step = 0;
+  torch::Tensor exp_avg, exp_avg_sq;
+};
+
+// What a checkpoint holds, as --resume reads it: the network's and its EMA's tensors by name, AdamW's state
+// by parameter name and its learning rate, the options the run was made with and where it stopped.
+// The file is cff/tensor_file.h's container with the magic "CFFTRAIN": its JSON holds the options and
+// counters, its tensor block "model/<name>", "ema/<name>", "adam/exp_avg/<name>" and "adam/exp_avg_sq/<name>".
 struct Checkpoint {
-  torch::serialize::InputArchive model, ema, optimizer;
+  std::vector<cff::StoredTensor> model, ema;
+  std::map<std::string, AdamState> optimizer;
+  double lr = 0;
   nlohmann::json options;
   int64_t epoch = 0;
   int64_t noised_from = 0;
   double running_accuracy = 0;
 };
-// Reads the bytes of a checkpoint file (`source` names it in messages): the CRC trailer, then the archive.
-// Throws std::runtime_error naming `source` on a damaged checkpoint. (The fuzzer fuzz/fuzz_checkpoint calls it.)
+// The weights of a network and its EMA copy and the state of the AdamW that trains the network (the options
+// and counters are the caller's to set).
+Checkpoint capture_checkpoint(Classifier &net, Classifier &ema, torch::optim::AdamW &optimizer);
+// The bytes of a checkpoint file.
+std::string serialize_checkpoint(const Checkpoint &checkpoint);
+// Reads the bytes of a checkpoint file (`source` names it in messages): header, checksum, the JSON and every
+// tensor entry. Throws std::runtime_error naming `source` on a damaged checkpoint and nothing else. (The
+// fuzzer fuzz/fuzz_checkpoint calls it.)
 Checkpoint read_checkpoint(const std::string &bytes, const std::string &source);
+// Restores a checkpoint's model, EMA and optimiser state into a network, its EMA copy and the AdamW that
+// trains the network; names and shapes must match exactly. Throws std::runtime_error naming `source`.
+void restore_checkpoint(const Checkpoint &checkpoint, Classifier &net, Classifier &ema, torch::optim::AdamW &optimizer,
+                        const std::string &source);
 
 // The checksum-protected checkpoint file of a run directory.
 std::string checkpoint_path(const std::string &run_dir);

@@ -12,118 +12,23 @@
 
 #include <torch/nn/utils.h>
 #include <torch/script.h>
-#include <zlib.h>
 
+#include "cff/tensor_file.h"
 #include "support/files.h"
 
 namespace cff {
 namespace {
 
-constexpr char kMagic[8] = {'C', 'F', 'F', 'M', 'O', 'D', 'E', 'L'};
-constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 8 + 4;
+constexpr TensorFileKind kModelFile{{'C', 'F', 'F', 'M', 'O', 'D', 'E', 'L'}, kModelFormatVersion, "cff model file"};
 
-template <typename T>
-void put(std::string &out, T value) {
-  // The format is little-endian; every platform LibTorch supports for us is too.
-  char bytes[sizeof(T)];
-  std::memcpy(bytes, &value, sizeof(T));
-  out.append(bytes, sizeof(T));
-}
-
-// Bounds-checked reader over the bytes of a model file; every read names what it was reading.
-class Reader {
- public:
-  Reader(const std::string &bytes, size_t begin, size_t end, const std::string &source)
-      : bytes_(bytes), pos_(begin), end_(end), source_(source) {}
-
-  template <typename T>
-  T get(const char *what) {
-    need(sizeof(T), what);
-    T value;
-    std::memcpy(&value, bytes_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return value;
+// The container's errors as the model file's.
+template <typename F>
+auto as_model_file_error(F f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const TensorFileError &e) {
+    throw ModelFileError(e.what());
   }
-  std::string get_bytes(size_t n, const char *what) {
-    need(n, what);
-    std::string s = bytes_.substr(pos_, n);
-    pos_ += n;
-    return s;
-  }
-  const char *take(size_t n, const char *what) {
-    need(n, what);
-    const char *p = bytes_.data() + pos_;
-    pos_ += n;
-    return p;
-  }
-  bool done() const { return pos_ == end_; }
-
- private:
-  void need(size_t n, const char *what) {
-    if (n > end_ - pos_) throw ModelFileError(source_ + ": truncated while reading " + what);
-  }
-  const std::string &bytes_;
-  size_t pos_, end_;
-  const std::string &source_;
-};
-
-std::map<std::string, torch::Tensor> named_state(Classifier &network) {
-  std::map<std::string, torch::Tensor> state;
-  for (const auto &item : network->named_parameters()) state[item.key()] = item.value();
-  for (const auto &item : network->named_buffers()) state[item.key()] = item.value();
-  return state;
-}
-
-std::string shape_string(c10::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << sizes;
-  return s.str();
-}
-
-// Sizes no cff model comes near (the networks are a few MB); larger announcements are refused before any
-// allocation.
-constexpr uint64_t kMaxMetadataSize = uint64_t{64} << 20;  // 64 MiB of JSON
-constexpr uint64_t kMaxTensorSize = uint64_t{16} << 30;    // 16 GiB of weights
-
-struct Header {
-  uint64_t metadata_size = 0, tensor_size = 0;
-  uint32_t checksum = 0;
-};
-
-// Checks the header at the start of `head` (the first bytes of a file of `file_size` bytes): magic,
-// version, and the content sizes it announces against the file's size and the caps above.
-Header check_header(const std::string &head, uint64_t file_size, const std::string &source) {
-  if (file_size == 0) throw ModelFileError(source + ": file is empty");
-  if (head.size() < sizeof(kMagic) || std::memcmp(head.data(), kMagic, sizeof(kMagic)) != 0) {
-    throw ModelFileError(source + ": not a cff model file (wrong magic)");
-  }
-  Reader header(head, sizeof(kMagic), head.size(), source);
-  const auto version = header.get<uint32_t>("header (version)");
-  if (version != kModelFormatVersion) {
-    throw ModelFileError(source + ": unsupported format version " + std::to_string(version) + " (this build reads " +
-                         std::to_string(kModelFormatVersion) + ")");
-  }
-  header.get<uint32_t>("header (flags)");
-  Header h;
-  h.metadata_size = header.get<uint64_t>("header (metadata size)");
-  h.tensor_size = header.get<uint64_t>("header (tensor size)");
-  h.checksum = header.get<uint32_t>("header (checksum)");
-  if (h.metadata_size > kMaxMetadataSize || h.tensor_size > kMaxTensorSize) {
-    throw ModelFileError(source + ": header announces " + std::to_string(h.metadata_size) + " bytes of metadata and " +
-                         std::to_string(h.tensor_size) + " bytes of tensors, more than a cff model can have (" +
-                         std::to_string(kMaxMetadataSize >> 20) + " MiB, " + std::to_string(kMaxTensorSize >> 30) +
-                         " GiB)");
-  }
-  const uint64_t body = file_size - kHeaderSize;
-  if (h.metadata_size > body || h.tensor_size > body - h.metadata_size) {
-    throw ModelFileError(source + ": truncated (header announces " + std::to_string(h.metadata_size + h.tensor_size) +
-                         " bytes of content, file has " + std::to_string(body) + ")");
-  }
-  if (h.metadata_size + h.tensor_size != body) {
-    throw ModelFileError(source + ": " + std::to_string(body - h.metadata_size - h.tensor_size) +
-                         " unexpected bytes after the content");
-  }
-  return h;
 }
 
 // A model file's bytes. Only regular files are read (a directory, a pipe or a device is refused by name),
@@ -140,83 +45,49 @@ std::string read_model_file(const std::string &path) {
   if (error) throw ModelFileError(path + ": cannot read its size (" + error.message() + ")");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ModelFileError(path + ": cannot open (" + std::strerror(errno) + ")");
-  std::string bytes(static_cast<size_t>(std::min<uint64_t>(size, kHeaderSize)), '\0');
+  std::string bytes(static_cast<size_t>(std::min<uint64_t>(size, kTensorFileHeaderSize)), '\0');
   in.read(&bytes[0], static_cast<std::streamsize>(bytes.size()));
-  check_header(bytes, size, path);
+  as_model_file_error([&] { check_tensor_file_header(kModelFile, bytes, size, path); });
   bytes.resize(static_cast<size_t>(size));
-  in.read(&bytes[kHeaderSize], static_cast<std::streamsize>(size - kHeaderSize));
-  if (in.bad() || static_cast<uint64_t>(in.gcount()) != size - kHeaderSize || in.peek() != EOF) {
+  in.read(&bytes[kTensorFileHeaderSize], static_cast<std::streamsize>(size - kTensorFileHeaderSize));
+  if (in.bad() || static_cast<uint64_t>(in.gcount()) != size - kTensorFileHeaderSize || in.peek() != EOF) {
     throw ModelFileError(path + ": read error (the file changed while it was read)");
   }
   return bytes;
 }
 
+std::string shape_string(c10::IntArrayRef sizes) {
+  std::ostringstream s;
+  s << sizes;
+  return s.str();
+}
+
 struct ParsedFile {
   nlohmann::json metadata;
-  std::string tensor_block;
+  std::vector<StoredTensor> network, ood;  // the block's entries ("ood/..." names are the OOD detector's)
 };
 
+// The metadata and tensor entries of a model file's bytes (header, checksum and every entry's framing checked).
 ParsedFile parse_file(const std::string &bytes, const std::string &source) {
-  const Header h = check_header(bytes, bytes.size(), source);
-  const uint64_t metadata_size = h.metadata_size, body = bytes.size() - kHeaderSize;
-  if (crc32_z(0, reinterpret_cast<const Bytef *>(bytes.data()) + kHeaderSize, body) != h.checksum) {
-    throw ModelFileError(source + ": checksum mismatch (the file is corrupt)");
-  }
   ParsedFile parsed;
+  auto content = as_model_file_error([&] { return unpack_tensor_file(kModelFile, bytes, source); });
   try {
-    parsed.metadata = nlohmann::json::parse(bytes.begin() + kHeaderSize, bytes.begin() + kHeaderSize + metadata_size);
+    parsed.metadata = nlohmann::json::parse(content.json);
   } catch (const nlohmann::json::exception &e) {
     throw ModelFileError(source + ": metadata is not valid JSON (" + e.what() + ")");
   }
-  parsed.tensor_block = bytes.substr(kHeaderSize + metadata_size);
-  return parsed;
-}
-
-// One entry of the tensor block: its name, shape and float data (pointing into the block).
-struct TensorEntry {
-  std::string name;
-  std::vector<int64_t> dims;
-  const char *data = nullptr;
-  bool ood() const { return name.rfind("ood/", 0) == 0; }
-};
-
-// Walks the tensor block, checking each entry's framing, and calls `visit` on each.
-template <typename Visit>
-void for_each_tensor(const std::string &block, const std::string &source, Visit visit) {
-  Reader r(block, 0, block.size(), source);
-  while (!r.done()) {
-    TensorEntry entry;
-    const auto name_size = r.get<uint32_t>("tensor name length");
-    if (name_size == 0 || name_size > 4096) throw ModelFileError(source + ": bad tensor name length");
-    entry.name = r.get_bytes(name_size, "tensor name");
-    const auto rank = r.get<uint32_t>("tensor rank");
-    if (rank > 8) throw ModelFileError(source + ": tensor '" + entry.name + "' has rank " + std::to_string(rank));
-    entry.dims.resize(rank);
-    uint64_t count = 1;
-    for (auto &d : entry.dims) {
-      d = r.get<int64_t>("tensor shape");
-      if (d < 0 || d > (int64_t{1} << 32)) {
-        throw ModelFileError(source + ": tensor '" + entry.name + "' has a bad dimension");
-      }
-      count *= static_cast<uint64_t>(d);
-      if (count > (uint64_t{1} << 34)) throw ModelFileError(source + ": tensor '" + entry.name + "' is too large");
-    }
-    entry.data = r.take(count * sizeof(float), "tensor data");
-    visit(entry);
+  for (auto &entry : as_model_file_error([&] { return decode_tensors(content.tensor_block, source); })) {
+    (entry.name.rfind("ood/", 0) == 0 ? parsed.ood : parsed.network).push_back(std::move(entry));
   }
+  return parsed;
 }
 
 // Checks the network the metadata declares against the tensor table before anything is built: the table
 // must hold exactly as many network weights as that architecture has (names and shapes are checked one by
 // one when they are read). So a metadata edit cannot make loading allocate more than the file holds.
-void check_declared_network(const NetworkConfig &network, const std::string &block, const std::string &source) {
+void check_declared_network(const NetworkConfig &network, const ParsedFile &parsed, const std::string &source) {
   uint64_t stored = 0;
-  for_each_tensor(block, source, [&](const TensorEntry &entry) {
-    if (entry.ood()) return;
-    uint64_t count = 1;
-    for (auto d : entry.dims) count *= static_cast<uint64_t>(d);
-    stored += count;
-  });
+  for (const auto &entry : parsed.network) stored += static_cast<uint64_t>(entry.values.numel());
   const auto declared = static_cast<uint64_t>(network.parameter_count());
   if (stored != declared) {
     throw ModelFileError(source + ": the metadata declares a network of " + std::to_string(declared) +
@@ -225,39 +96,12 @@ void check_declared_network(const NetworkConfig &network, const std::string &blo
 }
 
 // Reads the network's tensors into `network` and returns the OOD detector's ("ood/..." names).
-std::map<std::string, torch::Tensor> load_tensors(Classifier &network, const std::string &block,
-                                                  const std::string &source) {
-  auto state = named_state(network);
+std::map<std::string, torch::Tensor> load_tensors(Classifier &network, const ParsedFile &parsed, const std::string &source) {
+  as_model_file_error([&] { load_network_tensors(network, parsed.network, source); });
   std::map<std::string, torch::Tensor> ood;
-  std::map<std::string, bool> seen;
-  torch::NoGradGuard no_grad;
-  for_each_tensor(block, source, [&](const TensorEntry &entry) {
-    const std::string &name = entry.name;
-    const auto &dims = entry.dims;
-    auto *data = const_cast<char *>(entry.data);
-    if (entry.ood()) {
-      if (ood.count(name)) throw ModelFileError(source + ": tensor '" + name + "' appears twice");
-      ood[name] = torch::from_blob(data, dims, torch::kFloat32).clone();
-      return;
-    }
-    auto it = state.find(name);
-    if (it == state.end()) {
-      throw ModelFileError(source + ": tensor '" + name + "' does not belong to the architecture in the metadata");
-    }
-    if (it->second.sizes() != c10::IntArrayRef(dims)) {
-      throw ModelFileError(source + ": tensor '" + name + "' has shape " + shape_string(dims) +
-                           " but the architecture expects " + shape_string(it->second.sizes()));
-    }
-    if (seen[name]) throw ModelFileError(source + ": tensor '" + name + "' appears twice");
-    seen[name] = true;
-    auto values = torch::from_blob(data, dims, torch::kFloat32).clone();
-    if (!torch::isfinite(values).all().item<bool>()) {
-      throw ModelFileError(source + ": tensor '" + name + "' holds NaN or Inf values");
-    }
-    it->second.copy_(values);
-  });
-  for (const auto &item : state) {
-    if (!seen[item.first]) throw ModelFileError(source + ": tensor '" + item.first + "' is missing");
+  for (const auto &entry : parsed.ood) {
+    if (ood.count(entry.name)) throw ModelFileError(source + ": tensor '" + entry.name + "' appears twice");
+    ood[entry.name] = entry.values;
   }
   return ood;
 }
@@ -313,31 +157,10 @@ ModelMetadata ModelMetadata::from_json(const nlohmann::json &j, const std::strin
 }
 
 std::string serialize_model(Classifier network, const ModelMetadata &metadata) {
-  const std::string meta = metadata.to_json().dump(2);
-  std::string tensors;
-  auto state = named_state(network);
+  auto tensors = network_tensors(network);
   const auto ood = metadata.ood.tensors();
-  std::vector<std::pair<std::string, torch::Tensor>> items(state.begin(), state.end());
-  items.insert(items.end(), ood.begin(), ood.end());
-  for (const auto &item : items) {
-    auto t = item.second.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-    put<uint32_t>(tensors, static_cast<uint32_t>(item.first.size()));
-    tensors += item.first;
-    put<uint32_t>(tensors, static_cast<uint32_t>(t.dim()));
-    for (auto d : t.sizes()) put<int64_t>(tensors, d);
-    tensors.append(reinterpret_cast<const char *>(t.data_ptr<float>()), t.numel() * sizeof(float));
-  }
-  std::string out(kMagic, sizeof(kMagic));
-  put<uint32_t>(out, kModelFormatVersion);
-  put<uint32_t>(out, 0);
-  put<uint64_t>(out, meta.size());
-  put<uint64_t>(out, tensors.size());
-  uLong crc = crc32_z(0, reinterpret_cast<const Bytef *>(meta.data()), meta.size());
-  crc = crc32_z(crc, reinterpret_cast<const Bytef *>(tensors.data()), tensors.size());
-  put<uint32_t>(out, static_cast<uint32_t>(crc));
-  out += meta;
-  out += tensors;
-  return out;
+  tensors.insert(tensors.end(), ood.begin(), ood.end());
+  return pack_tensor_file(kModelFile, metadata.to_json().dump(2), encode_tensors(tensors));
 }
 
 void save_model(const std::string &path, Classifier network, const ModelMetadata &metadata) {
@@ -352,9 +175,9 @@ Model load_model_from_bytes(const std::string &bytes, const std::string &source,
   auto parsed = parse_file(bytes, source);
   Model model;
   model.metadata = ModelMetadata::from_json(parsed.metadata, source);
-  check_declared_network(model.metadata.network, parsed.tensor_block, source);
+  check_declared_network(model.metadata.network, parsed, source);
   model.network = Classifier(model.metadata.network);
-  const auto ood = load_tensors(model.network, parsed.tensor_block, source);
+  const auto ood = load_tensors(model.network, parsed, source);
   try {
     model.metadata.ood.attach_tensors(ood);
     const int64_t features = model.metadata.network.widths.back();

@@ -144,7 +144,7 @@ TEST_F(ModelFile, HeaderIsCheckedAgainstTheFileSizeBeforeTheContentIsRead) {
   write(path("huge.cff"), huge);
   const auto message = load_error(path("huge.cff"));
   expect_contains(message, std::to_string(announced) + " bytes of metadata");
-  expect_contains(message, "more than a cff model can have");
+  expect_contains(message, "more than a cff model file can have");
 }
 
 TEST_F(ModelFile, WrongMagic) {

@@ -14,4 +14,5 @@
 #include "cff/sampler_defaults.h"
 #include "cff/schedule.h"
 #include "cff/seeds.h"
+#include "cff/tensor_file.h"
 #include "cff/threads.h"

@@ -1,15 +1,8 @@
 // The cff model file: one file holding a network's weights and its JSON metadata.
 //
-// Layout (little-endian):
-//   8 bytes  magic "CFFMODEL"
-//   u32      format version (kModelFormatVersion)
-//   u32      flags (0)
-//   u64      metadata size M
-//   u64      tensor block size B
-//   u32      CRC-32 of the M + B bytes that follow the header
-//   M bytes  metadata, UTF-8 JSON
-//   B bytes  tensors: repeated { u32 name length, name, u32 rank, i64 dims[rank], f32 data }: the network's
-//            parameters and buffers, then the fitted OOD class models ("ood/<score>/means", ...)
+// The container is cff/tensor_file.h's with the magic "CFFMODEL": a header with the sizes and a CRC-32, the
+// metadata as JSON, then the tensor block: the network's parameters and buffers, then the fitted OOD class
+// models ("ood/<score>/means", ...).
 // Saving writes a temporary file next to the target and renames it, so a crash never leaves a
 // partial file in place of a good one. Loading checks every field and fails with ModelFileError
 // naming the file and the reason.
