@@ -7,8 +7,8 @@
 #   tools/fuzz.sh --seeds [BUILD_DIR]                 (rewrites fuzz/corpus with fuzz_make_seeds)
 #
 # Environment: FUZZ_TARGETS (names, default all built), RUNS (default 1000000; 0 = no limit),
-# FUZZ_ARGS (more libFuzzer flags: "-fork=1 -ignore_crashes=1" keeps going after a crash, e.g. LibTorch's
-# known crash on damaged TorchScript archives in fuzz_checkpoint, and keeps every crash as a finding). Findings (crash-*, leak-*, timeout-*, oom-*) are kept in
+# FUZZ_ARGS (more libFuzzer flags: "-fork=1 -ignore_crashes=1" keeps going after a crash
+# and keeps every crash as a finding). Findings (crash-*, leak-*, timeout-*, oom-*) are kept in
 # BUILD_DIR/fuzz-work/<target>/artifacts/ and the script exits 1 if there is any; the run's log is
 # BUILD_DIR/fuzz-work/<target>/log. Reproduce one with: BUILD_DIR/fuzz/<target> FILE
 set -euo pipefail

@@ -14,6 +14,7 @@
 
 #include "cff/model_file.h"
 #include "data/datasets.h"
+#include "fuzz/tiny_network.h"
 #include "data/evaluation.h"
 #include "support/files.h"
 #include "training/trainer.h"
@@ -757,17 +758,8 @@ TEST(IdxFiles, EmptyAndOverflowingHeaders_n) {
 
 namespace {
 
-cff::NetworkConfig tiny_checkpoint_network() {
-  cff::NetworkConfig c;
-  c.channels = 1;
-  c.height = 8;
-  c.width = 8;
-  c.num_classes = 3;
-  c.widths = {4, 8};
-  c.blocks_per_stage = 1;
-  c.groups = 2;
-  return c;
-}
+// The fuzzers' tiny network (fuzz/tiny_network.h), which their checkpoint seed is made of.
+cff::NetworkConfig tiny_checkpoint_network() { return cff_fuzz::tiny_network(); }
 
 // A tiny network trained for `steps` AdamW steps on fixed data, its EMA copy and the optimiser.
 struct TinyTraining {
