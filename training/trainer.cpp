@@ -98,7 +98,6 @@ void copy_parameters(Classifier &to, Classifier &from) {
   for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
 }
 
-
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds);
   char buf[32];
@@ -473,17 +472,28 @@ Checkpoint read_checkpoint(const std::string &bytes, const std::string &source) 
   return c;
 }
 
+namespace {
+
+std::runtime_error checkpoint_misfit(const std::string &source, const std::string &why) {
+  return std::runtime_error(source + ": checkpoint does not fit this run's network (" + why + ")");
+}
+
+// A checkpoint's network tensors into `network`, or an error saying the checkpoint does not fit.
+void load_checkpoint_tensors(Classifier &network, const std::vector<cff::StoredTensor> &stored, const std::string &source) {
+  try {
+    cff::load_network_tensors(network, stored, source);
+  } catch (const cff::TensorFileError &e) {
+    throw checkpoint_misfit(source, e.reason());
+  }
+}
+
+}  // namespace
+
 void restore_checkpoint(const Checkpoint &c, Classifier &net, Classifier &ema, torch::optim::AdamW &optimizer,
                         const std::string &source) {
-  const auto misfit = [&](const std::string &why) {
-    return std::runtime_error(source + ": checkpoint does not fit this run's network (" + why + ")");
-  };
-  try {
-    cff::load_network_tensors(net, c.model, source);
-    cff::load_network_tensors(ema, c.ema, source);
-  } catch (const cff::TensorFileError &e) {
-    throw misfit(e.reason());
-  }
+  const auto misfit = [&](const std::string &why) { return checkpoint_misfit(source, why); };
+  load_checkpoint_tensors(net, c.model, source);
+  load_checkpoint_tensors(ema, c.ema, source);
   std::map<std::string, torch::Tensor> parameters;
   for (const auto &p : net->named_parameters()) parameters[p.key()] = p.value();
   auto &state = optimizer.state();
@@ -1040,11 +1050,7 @@ void select_best_epoch(Run &run, nlohmann::json &last_metrics) {
       throw std::runtime_error(path + ": holds epoch " + std::to_string(best.epoch) + ", metrics.jsonl says the best is " +
                                std::to_string(epoch));
     }
-    try {
-      cff::load_network_tensors(run.s.ema, best.ema, path);
-    } catch (const cff::TensorFileError &e) {
-      throw std::runtime_error(path + ": the best epoch's checkpoint does not fit this run's network (" + e.reason() + ")");
-    }
+    load_checkpoint_tensors(run.s.ema, best.ema, path);
     last_metrics = metrics_line(run.metrics_path, epoch);
   }
   std::printf("cff-train: exporting epoch %ld's weights: hold-out PGD-10 accuracy %.4f (last epoch %ld: %.4f)\n",
