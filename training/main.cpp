@@ -73,9 +73,12 @@ int main(int argc, char **argv) {
       {"init", "MODEL", "start from MODEL's network and weights (fine-tuning); its input size and classes must be the data's "
                         "[none: a new network from --widths/--blocks/--groups/--activation]",
        [&](auto v) { o.init = v; }},
-      {"widths", "LIST", "channels of each stage, comma-separated " + shown(d.network.widths),
+      {"widths", "LIST|auto", "channels of each stage, comma-separated; auto: 32,64,128 and one more stage per doubling "
+                              "of the image side above 32, until the last stage's maps are at most 8 pixels a side " +
+                                  (d.network.widths.empty() ? shown(std::string("auto")) : shown(d.network.widths)),
        [&](auto v) {
          o.network.widths.clear();
+         if (v == "auto") return;
          for (const auto &w : split(v)) o.network.widths.push_back(to_int("widths", w));
        }},
       {"blocks", "N", "residual blocks per stage " + shown(d.network.blocks_per_stage), [&](auto v) { o.network.blocks_per_stage = to_int("blocks", v); }},

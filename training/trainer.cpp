@@ -75,20 +75,29 @@ torch::Tensor augment_batch(const torch::Tensor &x, const std::string &mode, at:
   return out;
 }
 
-// A network's parameters as one flat CPU float tensor (a copy), and back.
-torch::Tensor flat_parameters(ClassifierImpl &net) {
+// Tensors as one flat CPU float tensor (a copy), and back: copies flat's leading values into the tensors,
+// in place, and returns how many it used. The collectives send one flat tensor.
+torch::Tensor flatten_copy(const std::vector<torch::Tensor> &tensors) {
   std::vector<torch::Tensor> parts;
-  for (const auto &p : net.parameters()) parts.push_back(p.detach().flatten().to(torch::kCPU, torch::kFloat32));
+  for (const auto &t : tensors) parts.push_back(t.detach().flatten().to(torch::kCPU, torch::kFloat32));
   return torch::cat(parts);
 }
 
-void set_flat_parameters(ClassifierImpl &net, const torch::Tensor &flat) {
+int64_t unflatten_into(std::vector<torch::Tensor> &tensors, const torch::Tensor &flat) {
   torch::NoGradGuard no_grad;
   int64_t offset = 0;
-  for (auto &p : net.parameters()) {
-    p.copy_(flat.narrow(0, offset, p.numel()).view_as(p));
-    offset += p.numel();
+  for (auto &t : tensors) {
+    t.copy_(flat.narrow(0, offset, t.numel()).view_as(t));
+    offset += t.numel();
   }
+  return offset;
+}
+
+torch::Tensor flat_parameters(ClassifierImpl &net) { return flatten_copy(net.parameters()); }
+
+void set_flat_parameters(ClassifierImpl &net, const torch::Tensor &flat) {
+  auto parameters = net.parameters();
+  unflatten_into(parameters, flat);
 }
 
 void copy_parameters(Classifier &to, Classifier &from) {
@@ -335,6 +344,7 @@ struct Split {
   torch::Tensor calib_x, calib_y, train_x, train_y;
   // When the data has no test split and no --test-data is given: images kept out of training to test on.
   torch::Tensor test_x, test_y;
+  bool widths_chosen = false;  // --widths auto: cff::default_widths chose them for the data's image size
 };
 
 Split split_training_data(TrainOptions &opt) {
@@ -345,6 +355,8 @@ Split split_training_data(TrainOptions &opt) {
   opt.network.height = train_set.images.size(2);
   opt.network.width = train_set.images.size(3);
   opt.network.num_classes = static_cast<int64_t>(train_set.classes.size());
+  split.widths_chosen = opt.network.widths.empty();
+  if (split.widths_chosen) opt.network.widths = cff::default_widths(opt.network.height, opt.network.width);
   if (opt.network.num_classes < 2) {
     throw std::runtime_error(train_set.description + ": only one class ('" + train_set.classes.at(0) +
                              "'); a classifier needs at least two");
@@ -743,6 +755,10 @@ void print_plan(const Run &run) {
   std::printf("cff-train: objective %s, network %s (%ld parameters), device %s\n", opt.objective.c_str(),
               opt.network.to_json().dump().c_str(), static_cast<long>(run.s.net->parameter_count()),
               cff::describe_device(run.device).c_str());
+  const char *widths_reason = !opt.init.empty()           ? "the --init model's"
+                              : run.data.widths_chosen ? "--widths auto, for this image size"
+                                                       : "as asked";
+  std::printf("cff-train: stage widths %s, %s\n", cff::describe_widths(opt.network).c_str(), widths_reason);
   std::printf("cff-train: %ld epochs of %ld steps = %ld steps (%s); hold-out %ld images (%s); augment %s",
               static_cast<long>(opt.epochs), static_cast<long>(run.steps_per_epoch), static_cast<long>(run.total_steps),
               plan.epochs_reason.c_str(), static_cast<long>(plan.holdout), plan.holdout_reason.c_str(), opt.augment.c_str());
@@ -886,25 +902,14 @@ EpochTotals train_epoch(Run &run, int64_t epoch) {
     std::vector<double> batch_sum = local;
     if (world.size() > 1) {
       // One flat all-reduce: the gradients (each rank's share of the batch's), the terms and the flag.
-      auto params = s.net->parameters();
-      std::vector<torch::Tensor> parts;
-      for (const auto &p : params) {
-        parts.push_back(p.grad().defined() ? p.grad().flatten().to(torch::kCPU, torch::kFloat32)
-                                           : torch::zeros({p.numel()}, torch::kFloat32));
+      std::vector<torch::Tensor> grads;
+      for (auto &p : s.net->parameters()) {
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+        grads.push_back(p.grad());
       }
-      parts.push_back(torch::tensor(local, torch::kFloat64).to(torch::kFloat32));
-      auto flat = torch::cat(parts);
+      auto flat = torch::cat({flatten_copy(grads), torch::tensor(local, torch::kFloat64).to(torch::kFloat32)});
       world.sum(flat, "summing the gradients");
-      int64_t offset = 0;
-      for (auto &p : params) {
-        auto g = flat.narrow(0, offset, p.numel()).view_as(p).to(p.device());
-        if (p.grad().defined()) {
-          p.mutable_grad().copy_(g);
-        } else {
-          p.mutable_grad() = g.clone();
-        }
-        offset += p.numel();
-      }
+      const int64_t offset = unflatten_into(grads, flat);
       for (size_t i = 0; i < batch_sum.size(); ++i) batch_sum[i] = flat[offset + static_cast<int64_t>(i)].item<double>();
     }
     if (batch_sum[7] != 0.0 || !std::isfinite(batch_sum[0])) {

@@ -40,7 +40,13 @@ struct TrainOptions {
   // A model file to start from (fine-tuning, e.g. robust training of a trained model): its network replaces
   // the network options and its weights the random initialisation; its input size and classes must be the data's.
   std::string init;
-  NetworkConfig network;               // channels/height/width/num_classes are set from the data
+  // channels/height/width/num_classes are set from the data; widths left empty (the default) are chosen for
+  // the data's image size by cff::default_widths (network.h).
+  NetworkConfig network = [] {
+    NetworkConfig config;
+    config.widths.clear();
+    return config;
+  }();
   // Training length: `epochs` when set, else 16 epochs or as many more as reach `min_steps` optimiser
   // steps (a 3,600-image set has 29 steps an epoch: 16 epochs would be 450 steps, too few to learn).
   int64_t epochs = 0;                  // 0 = auto (Fashion-MNIST: 16 epochs, about 1.5 h on 2 CPU cores)

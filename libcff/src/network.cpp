@@ -1,5 +1,6 @@
 #include "cff/network.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <ATen/Context.h>
@@ -99,6 +100,33 @@ void NetworkConfig::validate() const {
                                             std::to_string(kMaxActivations) + "): reduce the input size or widths");
 }
 
+namespace {
+// A stride-2 convolution with padding 1: ceil(side / 2).
+int64_t halved(int64_t side) { return (side + 1) / 2; }
+}  // namespace
+
+std::vector<int64_t> default_widths(int64_t height, int64_t width) {
+  if (height < 1 || width < 1) throw std::invalid_argument("default_widths: the image size must be positive");
+  std::vector<int64_t> widths = {32, 64, 128};
+  int64_t side = halved(halved(std::max(height, width)));  // the third stage's side
+  while (side > 8 && widths.size() < 8) {
+    widths.push_back(std::min<int64_t>(widths.back() * 2, 256));
+    side = halved(side);
+  }
+  return widths;
+}
+
+std::string describe_widths(const NetworkConfig &config) {
+  int64_t h = config.height, w = config.width;
+  std::string list;
+  for (size_t stage = 0; stage < config.widths.size(); ++stage) {
+    if (stage > 0) h = halved(h), w = halved(w);
+    list += (stage > 0 ? "," : "") + std::to_string(config.widths[stage]);
+  }
+  return list + " (" + std::to_string(config.widths.size()) + " stages: the last one's maps are " + std::to_string(w) +
+         "x" + std::to_string(h) + ")";
+}
+
 // Mirrors the constructors below: ClassifierImpl and ResidualBlockImpl (the test
 // Network.ParameterCountIsComputedWithoutBuildingTheNetwork holds the two together).
 int64_t NetworkConfig::parameter_count() const {
@@ -121,10 +149,7 @@ int64_t NetworkConfig::parameter_count() const {
 int64_t NetworkConfig::largest_activation() const {
   int64_t largest = 0, h = height, w = width;
   for (size_t stage = 0; stage < widths.size(); ++stage) {
-    if (stage > 0) {  // a stride-2 convolution with padding 1: ceil(side / 2)
-      h = (h + 1) / 2;
-      w = (w + 1) / 2;
-    }
+    if (stage > 0) h = halved(h), w = halved(w);
     largest = std::max(largest, widths[stage] * h * w);
   }
   return std::max(largest, channels * height * width);

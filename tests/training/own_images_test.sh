@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # "Train on your own images" end to end, as the README's quick start does it, on sets that
 # tools/make_dataset.py draws: a grey glyph set learns with cff-train's defaults (only shorter and
-# on a smaller network), and an RGB set (crops of opencv-doc pictures, one class per picture) goes through cff-train -> cffgenerate -> cffclassify
-# -> cffdenoise.
+# on a smaller network), and RGB sets (crops of opencv-doc pictures, one class per picture; 16x16, and 64x64
+# on the network --widths auto chooses) go through cff-train -> cffgenerate -> cffclassify -> cffdenoise.
 set -euo pipefail
 root=${CFF_SOURCE_ROOT:?run through meson test}
 build=${CFF_BUILD_ROOT:?run through meson test}
@@ -36,6 +36,17 @@ above "$acc" 0.5 || { echo "patches: accuracy $acc is not above 0.5 (chance 0.12
 model="$out/patches-run/model.cff"
 "$build/training/cff-train" --info "$model" > "$out/info.txt" && grep -q '"channels": 3' "$out/info.txt" || { echo "the model is not RGB"; exit 1; }
 
+# 3. RGB 64x64 with the default --widths auto: the network gets a fourth stage (its last maps 8x8). A short run
+# (the 16x16 leg above shows learning); the elements below take its 64x64 colour frames.
+"$python" "$root/tools/make_dataset.py" patches "$out/big" --train 160 --test 40 --size 64x64 --seed 5
+"${train[@]}" --data "$out/big/train" --test-data "$out/big/test" --out "$out/big-run" --channels 3 --size 64x64 \
+  --epochs 2 --batch 32 > "$out/big.log"
+grep -q "stage widths 32,64,128,256 (4 stages: the last one's maps are 8x8), --widths auto" "$out/big.log" ||
+  { echo "64x64: cff-train did not choose four stages"; cat "$out/big.log"; exit 1; }
+big="$out/big-run/model.cff"
+"$build/training/cff-train" --info "$big" | tr -d ' \n' | grep -q '"widths":\[32,64,128,256\]' ||
+  { echo "64x64: the model file does not hold the four stages"; exit 1; }
+
 # The system's plugins (tee, queue, videoconvert, ...) as well as the freshly built one, in a private registry.
 export GST_PLUGIN_PATH_1_0=$build/gst-plugin GST_REGISTRY_1_0=$out/registry.bin
 unset GST_PLUGIN_SYSTEM_PATH_1_0
@@ -49,7 +60,7 @@ gst-launch-1.0 -m cffgenerate model="$model" label=cycle num-buffers=8 seed=1 \
   t. ! queue ! cffclassify model="$model" message=all name=rgb ! fakesink \
   t. ! queue ! videoconvert ! video/x-raw,format=I420 ! cffclassify model="$model" message=all name=yuv ! fakesink \
   > "$out/gen.log" 2>&1 || { cat "$out/gen.log"; exit 1; }
-labels() { grep "from element \"$1\"" "$out/gen.log" | sed -n 's/.* label=(string)\([a-z0-9_]*\).*/\1/p'; }
+labels() { grep "from element \"$1\"" "${2:-$out/gen.log}" | sed -n 's/.* label=(string)\([a-z0-9_]*\).*/\1/p'; }  # ELEMENT [LOG]
 for element in rgb yuv; do
   n=$(labels $element | wc -l)
   [ "$n" -eq 8 ] || { echo "cffclassify $element posted $n results, expected 8"; cat "$out/gen.log"; exit 1; }
@@ -65,3 +76,10 @@ gst-launch-1.0 videotestsrc num-buffers=3 pattern=ball ! video/x-raw,format=RGB,
   ! cffdenoise model="$model" sigma=20 ! videoconvert ! fakesink > "$out/denoise.log" 2>&1 ||
   { cat "$out/denoise.log"; exit 1; }
 echo "cffdenoise: 3 RGB frames denoised"
+# The 64x64 model: cffgenerate makes 64x64 colour frames, cffclassify reads them, cffdenoise cleans them.
+gst-launch-1.0 -m cffgenerate model="$big" label=cycle num-buffers=2 seed=1 ! video/x-raw,format=RGB,width=64,height=64 \
+  ! cffclassify model="$big" message=all name=big ! cffdenoise model="$big" sigma=20 ! fakesink > "$out/big-gst.log" 2>&1 ||
+  { cat "$out/big-gst.log"; exit 1; }
+n=$(labels big "$out/big-gst.log" | wc -l)
+[ "$n" -eq 2 ] || { echo "cffclassify on 64x64 frames posted $n results, expected 2"; cat "$out/big-gst.log"; exit 1; }
+echo "64x64: cffgenerate -> cffclassify -> cffdenoise on 2 RGB frames"

@@ -200,7 +200,9 @@ TEST(RobustLoss, AdversaryStaysInTheBallAndRaisesItsObjective) {
     EXPECT_LE(((adv - x) / 2).abs().max().item<double>(), 0.1 + 1e-6);
     EXPECT_GE(adv.min().item<double>(), -1 - 1e-6);
     EXPECT_LE(adv.max().item<double>(), 1 + 1e-6);
-    if (!kl) EXPECT_GT(ce(adv), ce(x));
+    if (!kl) {
+      EXPECT_GT(ce(adv), ce(x));
+    }
     // No parameter gradient is left behind.
     for (const auto &p : net->parameters()) EXPECT_FALSE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
   }

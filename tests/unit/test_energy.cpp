@@ -155,6 +155,34 @@ TEST(Network, ShapesForGrayAndColourInputs) {
   }
 }
 
+// cff-train's --widths auto: the recipe's three stages up to 32x32, one more stage per doubling above, so the
+// last stage's maps stay at most 8 pixels a side whatever the input size.
+TEST(Network, DefaultWidthsFollowTheImageSize) {
+  using W = std::vector<int64_t>;
+  EXPECT_EQ(default_widths(28, 28), (W{32, 64, 128}));
+  EXPECT_EQ(default_widths(16, 16), (W{32, 64, 128}));
+  EXPECT_EQ(default_widths(32, 32), (W{32, 64, 128}));
+  EXPECT_EQ(default_widths(33, 20), (W{32, 64, 128, 256}));  // the larger side decides
+  EXPECT_EQ(default_widths(48, 64), (W{32, 64, 128, 256}));
+  EXPECT_EQ(default_widths(128, 128), (W{32, 64, 128, 256, 256}));
+  EXPECT_EQ(default_widths(1024, 1024).size(), 8u);  // 1024 / 2^7 = 8
+  EXPECT_THROW(default_widths(0, 28), std::invalid_argument);
+  for (int64_t side : {28, 32, 40, 64, 100, 128, 1024}) {
+    auto config = cff_test::tiny_config(3, side, side, 10);
+    config.widths = default_widths(side, side);
+    EXPECT_NO_THROW(config.validate()) << side;
+    const auto text = describe_widths(config);
+    const auto last = std::stoi(text.substr(text.rfind(' ') + 1));  // "... maps are 8x8)"
+    EXPECT_LE(last, 8) << text;
+    EXPECT_GT(last, side >= 32 ? 4 : 3) << text;  // and no stage more than needed
+  }
+  auto config = cff_test::tiny_config(3, 64, 64, 4);
+  config.widths = default_widths(64, 64);
+  EXPECT_EQ(describe_widths(config), "32,64,128,256 (4 stages: the last one's maps are 8x8)");
+  Classifier net(config);
+  EXPECT_EQ(net->forward(torch::randn({2, 3, 64, 64})).sizes(), (std::vector<int64_t>{2, 4}));
+}
+
 TEST(Network, ConfigRoundTripsAndRejectsBadValues) {
   auto config = cff_test::tiny_config(3, 32, 32, 10);
   config.activation = "gelu";

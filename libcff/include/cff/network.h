@@ -50,6 +50,14 @@ struct NetworkConfig {
   static constexpr int64_t kMaxActivations = int64_t{1} << 25; // 128 MiB of floats for one image
 };
 
+// The stage widths a new network gets for height x width inputs (cff-train's --widths auto): 32, 64, 128
+// (the measured recipe's, docs/recipe.md) and one more stage per doubling of the larger side, twice as wide
+// as the one before up to 256, until the last stage's maps are at most 8 pixels a side: 28x28 and 32x32
+// get 3 stages (7x7 and 8x8 last), 64x64 4 (8x8), 128x128 5, ... at most 8 stages.
+std::vector<int64_t> default_widths(int64_t height, int64_t width);
+// "32,64,128 (3 stages: the last one's maps are 7x7)": what default_widths chose and why.
+std::string describe_widths(const NetworkConfig &config);
+
 class ResidualBlockImpl : public torch::nn::Module {
  public:
   ResidualBlockImpl(int64_t in_channels, int64_t out_channels, int64_t stride, int64_t groups,
