@@ -55,7 +55,7 @@ struct NetworkConfig {
 // as the one before up to 256, until the last stage's maps are at most 8 pixels a side: 28x28 and 32x32
 // get 3 stages (7x7 and 8x8 last), 64x64 4 (8x8), 128x128 5, ... at most 8 stages.
 std::vector<int64_t> default_widths(int64_t height, int64_t width);
-// "32,64,128 (3 stages: the last one's maps are 7x7)": what default_widths chose and why.
+// A config's stages as cff-train prints them: "32,64,128 (3 stages: the last one's maps are 7x7)".
 std::string describe_widths(const NetworkConfig &config);
 
 class ResidualBlockImpl : public torch::nn::Module {
