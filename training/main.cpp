@@ -103,6 +103,8 @@ int main(int argc, char **argv) {
        [&](auto v) { o.warmup_accuracy = to_double("warmup-accuracy", v); }},
       {"force-warmup", "X", "then they ramp up to full weight over this fraction of all steps " + shown(d.force_warmup),
        [&](auto v) { o.force_warmup = to_double("force-warmup", v); }},
+      {"centre", "MODE", "centre of the noise process: data (the training images' mean per channel) or zero (the paper's); --init keeps the model's " + shown(d.centre),
+       [&](auto v) { o.centre = v; }},
       {"gamma", "X", "weight of CE on noised images x_t; 0 = the paper-literal recipe " + shown(d.loss.gamma), [&](auto v) { o.loss.gamma = to_double("gamma", v); }},
       {"p-uncond", "X", "probability of matching the unconditional force " + shown(d.loss.p_uncond), [&](auto v) { o.loss.p_uncond = to_double("p-uncond", v); }},
       {"margin-weight", "X", "weight of the energy-margin term on shuffled-patch outliers (Liu et al. 2020), with the force terms (not with --objective ce); 0 = off " + shown(d.loss.margin_weight),

@@ -250,6 +250,8 @@ void load_checkpoint(const std::string &bytes, const std::string &path, State &s
   if (!a.contains("select_images")) a["select_images"] = b["select_images"];
   // Checkpoints from before --init started from a random network.
   if (!a.contains("init")) a["init"] = "";
+  // Checkpoints from before the centred noise process trained around 0.
+  if (!a.contains("centre")) a["centre"] = "zero";
   for (const char *key : {"robust_eps", "robust_steps", "robust_step_size", "robust_beta"}) {
     if (!a.contains(key)) a[key] = b[key];
   }
@@ -274,7 +276,7 @@ nlohmann::json options_to_json(const TrainOptions &o) {
           {"network", o.network.to_json()}, {"epochs", o.epochs}, {"batch", o.batch},
           {"lr", o.lr},               {"weight_decay", o.weight_decay}, {"warmup", o.warmup},
           {"ema", o.ema},             {"beta", o.loss.beta},        {"gamma", o.loss.gamma},
-          {"p_uncond", o.loss.p_uncond}, {"force_fraction", o.loss.force_fraction},
+          {"p_uncond", o.loss.p_uncond}, {"force_fraction", o.loss.force_fraction}, {"centre", o.centre},
           {"margin_weight", o.loss.margin_weight}, {"margin_in", o.loss.margin_in}, {"margin_out", o.loss.margin_out}, {"force_warmup", o.force_warmup},
           {"warmup_accuracy", o.warmup_accuracy},
           {"robust", o.robust.mode}, {"robust_eps", o.robust.eps}, {"robust_steps", o.robust.steps},
@@ -551,6 +553,9 @@ void validate_options(const TrainOptions &opt) {
   if (!(opt.loss.force_fraction > 0.0 && opt.loss.force_fraction <= 1.0)) {
     throw std::runtime_error("force-fraction must be in (0, 1], got " + std::to_string(opt.loss.force_fraction));
   }
+  if (opt.centre != "data" && opt.centre != "zero") {
+    throw std::runtime_error("centre must be data or zero, got '" + opt.centre + "'");
+  }
   if (opt.augment != "none" && opt.augment != "flip" && opt.augment != "crop" && opt.augment != "flip+crop") {
     throw std::runtime_error("augment must be none, flip, crop or flip+crop, got '" + opt.augment + "'");
   }
@@ -601,7 +606,10 @@ Model initial_model(TrainOptions &opt, const cff::data::Dataset &data) {
                                "which cff-train uses");
     }
   }
-  if (m.schedule.to_json() != CosineSchedule().to_json()) {
+  // The centre may differ (the model's is kept: start_run); the rest of the schedule is cff-train's.
+  CosineSchedule uncentred = m.schedule;
+  uncentred.set_centre({});
+  if (uncentred.to_json() != CosineSchedule().to_json()) {
     throw std::runtime_error("init " + opt.init + ": the model's noise schedule " + m.schedule.to_json().dump() +
                              " is not cff-train's " + CosineSchedule().to_json().dump());
   }
@@ -612,6 +620,19 @@ Model initial_model(TrainOptions &opt, const cff::data::Dataset &data) {
   }
   opt.network = m.network;
   return model;
+}
+
+// The noise process of a run: cff-train's schedule, centred as --centre asks (data: the mean per channel of the
+// training images, [-1, 1] units), or with the centre of the --init model.
+CosineSchedule training_schedule(const TrainOptions &opt, const torch::Tensor &train_x, const CosineSchedule *init) {
+  CosineSchedule schedule;
+  if (init != nullptr) {
+    schedule.set_centre(init->centre());
+  } else if (opt.centre == "data") {
+    const auto mean = train_x.to(torch::kDouble).mean({0, 2, 3}).contiguous();
+    schedule.set_centre(std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel()));
+  }
+  return schedule;
 }
 
 // Everything one run works with, set up once by start_run; the steps below read and update it.
@@ -682,6 +703,7 @@ void start_run(Run &run, const TrainOptions &options) {
   auto &s = run.s;
   std::optional<Model> init;
   if (!opt.init.empty()) init = initial_model(opt, run.data.train_set);
+  run.schedule = training_schedule(opt, run.data.train_x, init ? &init->metadata.schedule : nullptr);
   s.net = Classifier(opt.network);
   // A resumed run takes its weights from the checkpoint; the model still gives the network's shape.
   if (init && !opt.resume) copy_parameters(s.net, init->network);
@@ -751,6 +773,18 @@ void print_plan(const Run &run) {
                 opt.robust.mode.c_str(), opt.robust.eps, static_cast<long>(opt.robust.steps),
                 opt.robust.step_size > 0 ? opt.robust.step_size : opt.robust.eps / 4, opt.robust.beta,
                 static_cast<long>(opt.robust.steps + 1));
+  }
+  if (opt.objective == "cff") {
+    std::string centre;
+    for (double v : run.schedule.centre()) {
+      char value[32];
+      std::snprintf(value, sizeof value, "%s%.3f", centre.empty() ? "" : ",", v);
+      centre += value;
+    }
+    std::printf("cff-train: noise added around %s (%s)\n", centre.empty() ? "0" : centre.c_str(),
+                !opt.init.empty()        ? "the --init model's centre"
+                : opt.centre == "data" ? "--centre data: the training images' mean per channel"
+                                       : "--centre zero, as in the paper");
   }
   std::printf("cff-train: objective %s, network %s (%ld parameters), device %s\n", opt.objective.c_str(),
               opt.network.to_json().dump().c_str(), static_cast<long>(run.s.net->parameter_count()),

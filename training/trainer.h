@@ -23,10 +23,13 @@ namespace cff::train {
 
 // cff-train's recipe (docs/recipe.md), the one definition of its loss defaults: the paper's loss plus
 // CE on the noised images (gamma 1), with the force and noisy-CE terms on half of each batch, which
-// halves their cost; the time saved buys more epochs within the same CPU budget. `cff-train --help`
-// prints these values, and TrainOptions starts from them.
+// halves their cost; the time saved buys more epochs within the same CPU budget. The force term weighs
+// three times the paper's (beta 3): with the noise centred on the data (TrainOptions::centre) it is what
+// makes samples of sparse data (strokes on a plain background) clean (docs/results/own-images-2026-12-07).
+// `cff-train --help` prints these values, and TrainOptions starts from them.
 inline CffLossOptions recipe_loss() {
-  CffLossOptions loss;  // beta 1, gamma 1, p_uncond 0.2: the library's defaults
+  CffLossOptions loss;  // gamma 1, p_uncond 0.2: the library's defaults
+  loss.beta = 3.0;
   loss.force_fraction = 0.5;
   return loss;
 }
@@ -64,6 +67,10 @@ struct TrainOptions {
   double force_warmup = 0.1;
   double ema = 0.999;                  // EMA decay of the weights (0 = off)
   CffLossOptions loss = recipe_loss();
+  // The centre of the noise process (cff/schedule.h): "data" = the training images' mean per channel, so
+  // noise is added around the data's brightness; "zero" = the paper's process around 0. With --init the
+  // model's own centre is kept.
+  std::string centre = "data";
   // Robust training (cff/loss.h robust_loss): a term on adversarial images added to the objective's loss,
   // from the first step. Off by default: each attack step costs about one more forward and backward pass.
   RobustLossOptions robust;

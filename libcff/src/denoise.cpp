@@ -38,10 +38,11 @@ torch::Tensor denoise(const LogitsFunction &f, const CosineSchedule &schedule, c
   auto *tp = t_star.data_ptr<double>();
   for (int64_t i = 0; i < n; ++i) {
     if (!std::isfinite(sp[i])) throw std::invalid_argument("denoise: sigma must be finite");
-    // x~ = x0 + sigma n sits on the centripetal path at lambda(t*) = sigma; in VP form x_t* = sqrt(ab) x~.
+    // x~ = x0 + sigma n sits on the centripetal path at lambda(t*) = sigma; in VP form
+    // x_t* = m + sqrt(ab) (x~ - m) (m: the schedule's centre).
     tp[i] = schedule.t_for_lambda(sp[i]);
   }
-  auto x_start = x_noisy.to(torch::kFloat32) * per_sample(schedule.alpha_bar(t_star).sqrt(), x_noisy);
+  auto x_start = schedule.diffuse(x_noisy.to(torch::kFloat32), schedule.alpha_bar(t_star), torch::Tensor());
   CentripetalOptions centripetal;
   centripetal.steps = options.steps;
   centripetal.eta = options.eta;

@@ -305,8 +305,7 @@ Engine::Generated Engine::generate(const std::vector<int> &labels, const std::ve
         // generated alone depends on nothing but its seed.
         std::vector<torch::Tensor> starts;
         for (int i = 0; i < n; ++i) {
-          starts.push_back(seeded_normal({1, chw[0], chw[1], chw[2]},
-                                         start_noise_seed(seeds[static_cast<size_t>(i)]), device));
+          starts.push_back(centripetal_start(schedule, 1, chw, seeds[static_cast<size_t>(i)], device));
         }
         auto t = torch::full({n}, options.t_start, torch::kDouble);
         return run_centripetal(impl_->logits, schedule, torch::cat(starts), t, o);

@@ -35,10 +35,9 @@ CffLossTerms cff_loss(const LogitsFunction &f, const torch::Tensor &x0, const to
   terms.logits_clean = logits_clean.detach();
 
   if (n_local > 0) {
-    auto alpha_bar = per_sample(schedule.alpha_bar(t), x0);
     eps = eps.to(x0.device());
     uncond = uncond.to(x0.device());
-    auto x_t = alpha_bar.sqrt() * x0.narrow(0, 0, n_local) + (1.0 - alpha_bar).sqrt() * eps;
+    auto x_t = schedule.diffuse(x0.narrow(0, 0, n_local), schedule.alpha_bar(t), eps);
     const auto y_noisy = y.narrow(0, 0, n_local);
     // One forward on x_t gives both the noisy logits and (through its input gradient) the force.
     // Per sample, the potential is LSE (unconditional, with probability p_uncond) or f_y.

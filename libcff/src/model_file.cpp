@@ -153,6 +153,10 @@ ModelMetadata ModelMetadata::from_json(const nlohmann::json &j, const std::strin
   for (double s : m.normalization.std) {
     if (!(s > 0.0)) throw ModelFileError(source + ": normalization std must be positive");
   }
+  if (!m.schedule.centre().empty() && m.schedule.centre().size() != channels) {
+    throw ModelFileError(source + ": the schedule's centre has " + std::to_string(m.schedule.centre().size()) +
+                         " values for " + std::to_string(channels) + " channels");
+  }
   return m;
 }
 

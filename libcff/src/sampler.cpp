@@ -56,7 +56,10 @@ torch::Tensor run_centripetal(const LogitsFunction &f, const CosineSchedule &sch
   force_options.guidance = options.guidance;
   force_options.guide = options.guide;
 
-  torch::Tensor x = x_start.detach();
+  // The steps are the paper's around 0: they move the state's offset from the schedule's centre m
+  // (x - m), and the network sees x itself.
+  const auto m = schedule.centre_like(x_start);
+  torch::Tensor x = x_start.detach() - m;
   torch::Tensor x0_hat = x;
   for (int64_t step = 0; step < options.steps; ++step) {
     // Times from each sample's start down to 0, spaced by spacing_power (1 = evenly).
@@ -72,10 +75,10 @@ torch::Tensor run_centripetal(const LogitsFunction &f, const CosineSchedule &sch
       sigma = torch::where(noisy, s, sigma);
     }
     const auto dir_scale = (1.0 - a_next - sigma * sigma).clamp_min(0.0).sqrt();
-    auto eps_hat = force_direction(f, x, force_options).noise_estimate().detach();
+    auto eps_hat = force_direction(f, x + m, force_options).noise_estimate().detach();
     auto an = per_sample(a_now, x);
     x0_hat = (x - (1.0 - an).sqrt() * eps_hat) / an.sqrt();
-    if (options.clip) x0_hat = x0_hat.clamp(-1.0, 1.0);
+    if (options.clip) x0_hat = (x0_hat + m).clamp(-1.0, 1.0) - m;
     x = per_sample(a_next, x).sqrt() * x0_hat + per_sample(dir_scale, x) * eps_hat;
     if ((sigma > 0.0).any().item<bool>()) {
       auto z = torch::randn(x.sizes(), gen, torch::kFloat32).to(x.device());
@@ -85,14 +88,21 @@ torch::Tensor run_centripetal(const LogitsFunction &f, const CosineSchedule &sch
       const auto scale = per_sample((1.0 - a_next).clamp_min(0.0).sqrt(), x);
       const double r = options.corrector_snr;
       for (int64_t c = 0; c < options.corrector_steps; ++c) {
-        auto direction = force_direction(f, x, force_options).noise_estimate().detach();
+        auto direction = force_direction(f, x + m, force_options).noise_estimate().detach();
         auto z = torch::randn(x.sizes(), gen, torch::kFloat32).to(x.device());
         x = x - (2.0 * r * r) * scale * direction + (2.0 * r) * scale * z;
       }
     }
-    if (options.on_step) options.on_step(step, x0_hat);
+    if (options.on_step) options.on_step(step, x0_hat + m);
   }
-  return x0_hat;
+  return x0_hat + m;
+}
+
+torch::Tensor centripetal_start(const CosineSchedule &schedule, int64_t n, c10::IntArrayRef chw, uint64_t seed,
+                                const c10::Device &device) {
+  check_chw(chw);
+  auto z = seeded_normal({n, chw[0], chw[1], chw[2]}, start_noise_seed(seed), device);
+  return z + schedule.centre_like(z);
 }
 
 torch::Tensor sample_centripetal(const LogitsFunction &f, const CosineSchedule &schedule, int64_t n,
@@ -103,7 +113,7 @@ torch::Tensor sample_centripetal(const LogitsFunction &f, const CosineSchedule &
     throw std::invalid_argument("sampler: t_start must be in (0, T]");
   }
   // The start noise and the per-step noise come from different streams of the same seed.
-  auto x = seeded_normal({n, chw[0], chw[1], chw[2]}, start_noise_seed(options.seed), device);
+  auto x = centripetal_start(schedule, n, chw, options.seed, device);
   auto t = torch::full({n}, options.t_start, torch::kDouble);
   return run_centripetal(f, schedule, x, t, options);
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
+#include <utility>
 
 namespace cff {
 
@@ -54,8 +56,40 @@ double CosineSchedule::t_for_lambda(double noise_level) const {
   return 0.5 * (lo + hi);
 }
 
+void CosineSchedule::set_centre(std::vector<double> centre) {
+  for (double v : centre) {
+    if (!(std::isfinite(v) && v >= -1.0 && v <= 1.0)) {
+      throw std::invalid_argument("schedule: every centre value must be in [-1, 1], got " + std::to_string(v));
+    }
+  }
+  if (std::all_of(centre.begin(), centre.end(), [](double v) { return v == 0.0; })) centre.clear();
+  centre_ = std::move(centre);
+}
+
+torch::Tensor CosineSchedule::centre_like(const torch::Tensor &like) const {
+  const int64_t channels = like.dim() >= 2 ? like.size(1) : 0;
+  const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(like.device());
+  if (centre_.empty()) return torch::zeros({1, channels, 1, 1}, options);
+  if (like.dim() != 4 || channels != static_cast<int64_t>(centre_.size())) {
+    throw std::invalid_argument("schedule: the centre has " + std::to_string(centre_.size()) +
+                                " channels, the images " + std::to_string(channels));
+  }
+  return torch::tensor(centre_, torch::kDouble).to(options).view({1, channels, 1, 1});
+}
+
+torch::Tensor CosineSchedule::diffuse(const torch::Tensor &x0, const torch::Tensor &alpha_bar,
+                                      const torch::Tensor &eps) const {
+  const auto a = per_sample(alpha_bar, x0);
+  const auto m = centre_like(x0);
+  auto x_t = m + a.sqrt() * (x0 - m);
+  if (eps.defined()) x_t = x_t + (1.0 - a).sqrt() * eps;
+  return x_t;
+}
+
 nlohmann::json CosineSchedule::to_json() const {
-  return {{"type", "cosine"}, {"steps", max_time_}, {"offset", offset_}, {"min_alpha_bar", min_alpha_bar_}};
+  nlohmann::json j = {{"type", "cosine"}, {"steps", max_time_}, {"offset", offset_}, {"min_alpha_bar", min_alpha_bar_}};
+  if (!centre_.empty()) j["centre"] = centre_;  // files without it (and older files) have the centre 0
+  return j;
 }
 
 CosineSchedule CosineSchedule::from_json(const nlohmann::json &j) {
@@ -63,7 +97,9 @@ CosineSchedule CosineSchedule::from_json(const nlohmann::json &j) {
     if (j.value("type", std::string("cosine")) != "cosine") {
       throw std::invalid_argument("schedule type '" + j.at("type").get<std::string>() + "' is not supported");
     }
-    return CosineSchedule(j.at("steps").get<int64_t>(), j.at("offset").get<double>(), j.at("min_alpha_bar").get<double>());
+    CosineSchedule schedule(j.at("steps").get<int64_t>(), j.at("offset").get<double>(), j.at("min_alpha_bar").get<double>());
+    if (j.contains("centre")) schedule.set_centre(j.at("centre").get<std::vector<double>>());
+    return schedule;
   } catch (const nlohmann::json::exception &e) {
     throw std::invalid_argument(std::string("schedule: ") + e.what());
   }

@@ -146,6 +146,11 @@ TEST_F(Trainer, LossFallsAndExportReproducesItsAccuracy) {
   EXPECT_EQ(model.metadata.labels.size(), 10u);
   EXPECT_EQ(model.metadata.labels[9], "Ankle boot");
   EXPECT_FALSE(model.metadata.provenance["dataset_checksum_crc32"].get<std::string>().empty());
+  // --centre data (the default): noise is added around the training images' mean brightness.
+  const auto train = cff::data::load_idx_folder(data_.string(), "train").normalized();
+  ASSERT_EQ(model.metadata.schedule.centre().size(), 1u);
+  EXPECT_NEAR(model.metadata.schedule.centre()[0], train.mean().item<double>(), 0.02);
+  EXPECT_LT(model.metadata.schedule.centre()[0], -0.2);
 }
 
 // The defaults scale with the set: Fashion-MNIST keeps the recipe's 16 epochs and 2000 held-out
@@ -528,7 +533,8 @@ TEST_F(Trainer, DefaultsThatHelpPrintsAreTheOnesThatTrain) {
       {"beta", "beta"},         {"gamma", "gamma"},   {"p-uncond", "p_uncond"}, {"force-fraction", "force_fraction"},
       {"lr", "lr"},             {"weight-decay", "weight_decay"}, {"warmup", "warmup"}, {"ema", "ema"},
       {"batch", "batch"},       {"augment", "augment"}, {"objective", "objective"},
-      {"warmup-accuracy", "warmup_accuracy"}, {"force-warmup", "force_warmup"}, {"min-steps", "min_steps"}};
+      {"warmup-accuracy", "warmup_accuracy"}, {"force-warmup", "force_warmup"}, {"min-steps", "min_steps"},
+      {"centre", "centre"}};
   for (const auto &[flag, key] : option_key) {
     ASSERT_TRUE(shown.count(flag)) << "--help shows no default for --" << flag;
     const auto &value = options.at(key);
@@ -539,6 +545,10 @@ TEST_F(Trainer, DefaultsThatHelpPrintsAreTheOnesThatTrain) {
     }
   }
   EXPECT_DOUBLE_EQ(options.at("force_fraction").get<double>(), cff::train::recipe_loss().force_fraction);
+  EXPECT_EQ(cff::read_model_metadata((run_dir / "model.cff").string()).schedule.centre().size(), 1u);
+  // The paper's process, around 0, is one option away.
+  ASSERT_EQ(std::system((exe + " --centre zero" + args).c_str()), 0);
+  EXPECT_TRUE(cff::read_model_metadata((run_dir / "model.cff").string()).schedule.centre().empty());
 }
 
 TEST_F(Trainer, CommandLineReportsBadInputInOneLine_n) {
@@ -579,6 +589,8 @@ TEST_F(Trainer, CommandLineReportsBadInputInOneLine_n) {
   EXPECT_EQ(text, "cff-train: error: robust training: mode must be none, pgd, trades or weat, got 'madry'\n");
   std::tie(code, text) = run("--robust trades --robust-eps 2 --data /nonexistent/folder");
   EXPECT_NE(text.find("eps must be in (0, 1] pixel units"), std::string::npos) << text;
+  std::tie(code, text) = run("--centre mean --data /nonexistent/folder");
+  EXPECT_EQ(text, "cff-train: error: centre must be data or zero, got 'mean'\n");
   std::tie(code, text) = run("--select best --data /nonexistent/folder");
   EXPECT_EQ(text, "cff-train: error: select must be auto, last or pgd, got 'best'\n");
   std::tie(code, text) = run("--robust pgd --holdout 0 --data /nonexistent/folder");

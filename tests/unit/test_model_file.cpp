@@ -255,6 +255,21 @@ TEST_F(ModelFile, InconsistentMetadata) {
   expect_contains(load_error(path("labels.cff")), "3 labels for 4 classes");
 }
 
+TEST_F(ModelFile, TheScheduleCentreRoundTripsAndIsCheckedAgainstTheChannels) {
+  auto centred = meta_;
+  centred.schedule.set_centre({-0.7});
+  save_model(path("centred.cff"), net_, centred);
+  EXPECT_EQ(load_model(path("centred.cff")).metadata.schedule.centre(), std::vector<double>{-0.7});
+  // A file without a centre (as every file before it) has the centre 0.
+  EXPECT_TRUE(load_model(path("centred.cff")).metadata.schedule.centre().size() == 1);
+  save_model(path("plain.cff"), net_, meta_);
+  EXPECT_TRUE(load_model(path("plain.cff")).metadata.schedule.centre().empty());
+  auto bad = meta_;
+  bad.schedule.set_centre({0.1, 0.2, 0.3});
+  write(path("centre.cff"), serialize_model(net_, bad));
+  expect_contains(load_error(path("centre.cff")), "centre has 3 values for 1 channels");
+}
+
 TEST_F(ModelFile, NonFiniteWeightsAreRejected) {
   torch::NoGradGuard no_grad;
   net_->parameters()[0][0].fill_(std::numeric_limits<float>::quiet_NaN());

@@ -147,6 +147,28 @@ TEST(Sampler, OneStepMatchesClosedFormForGaussianMixture) {
   EXPECT_LT((got - expected).abs().max().item<double>(), 1e-5);
 }
 
+TEST(Sampler, ACentredScheduleStepsAroundItsCentre) {
+  // With the centre c the step is the same closed form on x - c, the network still sees x, the clip is
+  // to [-1, 1] in image units, and the start of sample_centripetal is c + z.
+  auto mean = torch::full({1, 4, 4}, 0.6);
+  auto f = gaussian_mixture_classifier(mean);
+  CosineSchedule schedule;
+  schedule.set_centre({-0.7});
+  auto x = torch::randn({8, 1, 4, 4}, torch::kFloat32) * 0.7 - 0.7;
+  const double t = 300.0, ab = schedule.alpha_bar(t);
+  CentripetalOptions options;
+  options.steps = 1;
+  options.eta = 0.0;
+  options.labels = torch::zeros({8}, torch::kLong);
+  auto got = run_centripetal(f, schedule, x, torch::full({8}, t, torch::kDouble), options);
+  auto direction = (x - mean.unsqueeze(0)) / (x - mean.unsqueeze(0)).flatten(1).norm(2, 1).view({-1, 1, 1, 1});
+  auto expected = (-0.7 + (x + 0.7 - std::sqrt(1 - ab) * 4.0 * direction) / std::sqrt(ab)).clamp(-1, 1);
+  EXPECT_LT((got - expected).abs().max().item<double>(), 1e-5);
+  CosineSchedule plain;
+  EXPECT_LT((centripetal_start(schedule, 3, {1, 4, 4}, 9) - centripetal_start(plain, 3, {1, 4, 4}, 9) + 0.7)
+                .abs().max().item<double>(), 1e-6);
+}
+
 TEST(Sampler, CentripetalStepsReachGaussianMixtureModes) {
   // Many steps from a moderate start (t = 800) walk every conditional sample to its class mean and away
   // from the other class. The start is pinned: from t = T (the default) the deterministic path (eta 0) on

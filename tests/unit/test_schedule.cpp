@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <torch/torch.h>
+
 #include "cff/schedule.h"
 
 using cff::CosineSchedule;
+using cff::per_sample;
 
 TEST(Schedule, EndpointsAndMonotone) {
   CosineSchedule s;
@@ -50,4 +53,31 @@ TEST(Schedule, JsonRoundTripAndValidation) {
   EXPECT_DOUBLE_EQ(back.alpha_bar(123), s.alpha_bar(123));
   EXPECT_THROW(CosineSchedule(0), std::invalid_argument);
   EXPECT_THROW(CosineSchedule(1000, 0.0), std::invalid_argument);
+}
+
+TEST(Schedule, TheCentreShiftsTheProcessAndRoundTrips) {
+  CosineSchedule s;
+  EXPECT_TRUE(s.centre().empty());
+  auto x0 = torch::rand({2, 3, 4, 4}) * 2 - 1, eps = torch::randn({2, 3, 4, 4});
+  auto t = torch::tensor({100.0, 700.0}, torch::kDouble);
+  const auto a = per_sample(s.alpha_bar(t), x0);
+  // Without a centre: the paper's x_t = sqrt(ab) x0 + sqrt(1 - ab) eps.
+  EXPECT_LT((s.diffuse(x0, s.alpha_bar(t), eps) - (a.sqrt() * x0 + (1 - a).sqrt() * eps)).abs().max().item<double>(), 1e-6);
+  s.set_centre({-0.5, 0.0, 0.25});
+  const auto m = torch::tensor({-0.5f, 0.0f, 0.25f}).view({1, 3, 1, 1});
+  EXPECT_TRUE(torch::equal(s.centre_like(x0), m));
+  EXPECT_LT((s.diffuse(x0, s.alpha_bar(t), eps) - (m + a.sqrt() * (x0 - m) + (1 - a).sqrt() * eps)).abs().max().item<double>(),
+            1e-6);
+  // Undefined noise: the frame scaled towards the centre; at t = 0 (alpha_bar 1) the frame itself.
+  EXPECT_LT((s.diffuse(x0, s.alpha_bar(t), torch::Tensor()) - (m + a.sqrt() * (x0 - m))).abs().max().item<double>(), 1e-6);
+  EXPECT_LT((s.diffuse(x0, torch::ones({2}, torch::kDouble), eps) - x0).abs().max().item<double>(), 1e-6);
+  auto back = CosineSchedule::from_json(s.to_json());
+  EXPECT_EQ(back.centre(), s.centre());
+  EXPECT_THROW(s.centre_like(torch::zeros({1, 1, 4, 4})), std::invalid_argument);
+  EXPECT_THROW(s.set_centre({1.5}), std::invalid_argument);
+  EXPECT_THROW(s.set_centre({NAN}), std::invalid_argument);
+  // An all-zero centre is no centre: the file says what the paper's process is.
+  s.set_centre({0.0, 0.0, 0.0});
+  EXPECT_TRUE(s.centre().empty());
+  EXPECT_FALSE(s.to_json().contains("centre"));
 }

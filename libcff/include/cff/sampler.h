@@ -47,12 +47,18 @@ struct CentripetalOptions {
 // are the caller's.
 CentripetalOptions centripetal_options(const SamplerSettings &settings, uint64_t seed);
 
-// Generates N samples of shape [C, H, W] from x ~ N(0, I). Returns x_0 in [-1, 1] (when clip).
+// Generates N samples of shape [C, H, W] from x ~ N(m, I) (m: the schedule's centre). Returns x_0 in [-1, 1]
+// (when clip).
 torch::Tensor sample_centripetal(const LogitsFunction &f, const CosineSchedule &schedule, int64_t n,
                                  c10::IntArrayRef chw, const CentripetalOptions &options,
                                  const c10::Device &device = c10::Device(c10::kCPU));
 
-// Runs centripetal steps from a given state: x_start [N, C, H, W] sits at per-sample times
+// The start of sample_centripetal: N states x = m + z, z ~ N(0, I) from `seed`'s start-noise stream
+// (seeds.h), so a sample drawn alone (n = 1, its own seed) starts where it would in a batch of one.
+torch::Tensor centripetal_start(const CosineSchedule &schedule, int64_t n, c10::IntArrayRef chw, uint64_t seed,
+                                const c10::Device &device = c10::Device(c10::kCPU));
+
+// Runs centripetal steps from a given state: x_start [N, C, H, W] (image coordinates) sits at per-sample times
 // t_start [N] (double). Each sample takes options.steps steps from its own t down to 0.
 // options.t_start is ignored. Used by sample_centripetal and by denoising.
 torch::Tensor run_centripetal(const LogitsFunction &f, const CosineSchedule &schedule, const torch::Tensor &x_start,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
@@ -32,6 +33,20 @@ class CosineSchedule {
   // Levels beyond lambda(T) map to T; levels <= 0 map to 0.
   double t_for_lambda(double noise_level) const;
 
+  // The centre m of the noise process, one value per channel (empty = 0, the paper's process):
+  // x_t = m + sqrt(alpha_bar) (x_0 - m) + sqrt(1 - alpha_bar) eps, so x_T ~ N(m, I). cff-train sets it to the
+  // training images' mean per channel: a network with GroupNorm hardly feels an image's overall brightness,
+  // and around 0 its samples of dark (or bright) data drift towards mid-grey (docs/recipe.md "The centre").
+  const std::vector<double> &centre() const { return centre_; }
+  // Throws std::invalid_argument unless every value is finite and in [-1, 1].
+  void set_centre(std::vector<double> centre);
+  // m as a float32 [1, C, 1, 1] tensor on `like`'s device ([N, C, H, W]; zeros when no centre is set).
+  // Throws std::invalid_argument if `like` has another number of channels than the centre.
+  torch::Tensor centre_like(const torch::Tensor &like) const;
+  // The forward process: x_t from x_0 [N, C, H, W], per-sample alpha_bar [N] (double, as alpha_bar(t) gives)
+  // and noise eps of x_0's shape (undefined = no noise: the frame scaled towards the centre).
+  torch::Tensor diffuse(const torch::Tensor &x0, const torch::Tensor &alpha_bar, const torch::Tensor &eps) const;
+
   nlohmann::json to_json() const;
   static CosineSchedule from_json(const nlohmann::json &j);
 
@@ -39,6 +54,7 @@ class CosineSchedule {
   int64_t max_time_;
   double offset_;
   double min_alpha_bar_;
+  std::vector<double> centre_;
 };
 
 // Per-sample values [N] (any dtype and device) as a float32 [N, 1, 1, 1] tensor on `like`'s device, to
