@@ -132,40 +132,30 @@ TEST(Sampler, TrajectoryCallbackSeesEveryStep) {
 TEST(Sampler, OneStepMatchesClosedFormForGaussianMixture) {
   // For the exact mixture classifier the conditional force of class 0 is (x - m)/|x - m|, so one
   // deterministic step from t must return clip((x - sqrt(1 - ab) sqrt(d) (x - m)/|x - m|) / sqrt(ab)).
+  // With a schedule centre c the step is the same closed form on x - c (the network still sees x), and
+  // the clip is to [-1, 1] in image units.
   auto mean = torch::full({1, 4, 4}, 0.6);
   auto f = gaussian_mixture_classifier(mean);
-  CosineSchedule schedule;
-  auto x = torch::randn({8, 1, 4, 4}, torch::kFloat32) * 0.7;
-  const double t = 300.0, ab = schedule.alpha_bar(t);
-  CentripetalOptions options;
-  options.steps = 1;
-  options.eta = 0.0;
-  options.labels = torch::zeros({8}, torch::kLong);
-  auto got = run_centripetal(f, schedule, x, torch::full({8}, t, torch::kDouble), options);
-  auto direction = (x - mean.unsqueeze(0)) / (x - mean.unsqueeze(0)).flatten(1).norm(2, 1).view({-1, 1, 1, 1});
-  auto expected = ((x - std::sqrt(1 - ab) * 4.0 * direction) / std::sqrt(ab)).clamp(-1, 1);
-  EXPECT_LT((got - expected).abs().max().item<double>(), 1e-5);
+  for (const double c : {0.0, -0.7}) {
+    CosineSchedule schedule;
+    schedule.set_centre({c});
+    auto x = torch::randn({8, 1, 4, 4}, torch::kFloat32) * 0.7 + c;
+    const double t = 300.0, ab = schedule.alpha_bar(t);
+    CentripetalOptions options;
+    options.steps = 1;
+    options.eta = 0.0;
+    options.labels = torch::zeros({8}, torch::kLong);
+    auto got = run_centripetal(f, schedule, x, torch::full({8}, t, torch::kDouble), options);
+    auto direction = (x - mean.unsqueeze(0)) / (x - mean.unsqueeze(0)).flatten(1).norm(2, 1).view({-1, 1, 1, 1});
+    auto expected = (c + (x - c - std::sqrt(1 - ab) * 4.0 * direction) / std::sqrt(ab)).clamp(-1, 1);
+    EXPECT_LT((got - expected).abs().max().item<double>(), 1e-5) << "centre " << c;
+  }
 }
 
-TEST(Sampler, ACentredScheduleStepsAroundItsCentre) {
-  // With the centre c the step is the same closed form on x - c, the network still sees x, the clip is
-  // to [-1, 1] in image units, and the start of sample_centripetal is c + z.
-  auto mean = torch::full({1, 4, 4}, 0.6);
-  auto f = gaussian_mixture_classifier(mean);
-  CosineSchedule schedule;
-  schedule.set_centre({-0.7});
-  auto x = torch::randn({8, 1, 4, 4}, torch::kFloat32) * 0.7 - 0.7;
-  const double t = 300.0, ab = schedule.alpha_bar(t);
-  CentripetalOptions options;
-  options.steps = 1;
-  options.eta = 0.0;
-  options.labels = torch::zeros({8}, torch::kLong);
-  auto got = run_centripetal(f, schedule, x, torch::full({8}, t, torch::kDouble), options);
-  auto direction = (x - mean.unsqueeze(0)) / (x - mean.unsqueeze(0)).flatten(1).norm(2, 1).view({-1, 1, 1, 1});
-  auto expected = (-0.7 + (x + 0.7 - std::sqrt(1 - ab) * 4.0 * direction) / std::sqrt(ab)).clamp(-1, 1);
-  EXPECT_LT((got - expected).abs().max().item<double>(), 1e-5);
-  CosineSchedule plain;
-  EXPECT_LT((centripetal_start(schedule, 3, {1, 4, 4}, 9) - centripetal_start(plain, 3, {1, 4, 4}, 9) + 0.7)
+TEST(Sampler, TheStartIsTheCentrePlusTheSeedsNoise) {
+  CosineSchedule centred, plain;
+  centred.set_centre({-0.7});
+  EXPECT_LT((centripetal_start(centred, 3, {1, 4, 4}, 9) - centripetal_start(plain, 3, {1, 4, 4}, 9) + 0.7)
                 .abs().max().item<double>(), 1e-6);
 }
 
