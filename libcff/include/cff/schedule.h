@@ -36,7 +36,7 @@ class CosineSchedule {
   // The centre m of the noise process, one value per channel (empty = 0, the paper's process):
   // x_t = m + sqrt(alpha_bar) (x_0 - m) + sqrt(1 - alpha_bar) eps, so x_T ~ N(m, I). cff-train sets it to the
   // training images' mean per channel: a network with GroupNorm hardly feels an image's overall brightness,
-  // and around 0 its samples of dark (or bright) data drift towards mid-grey (docs/recipe.md "The centre").
+  // and around 0 its samples of dark (or bright) data drift towards mid-grey (docs/method.md, "The centre").
   const std::vector<double> &centre() const { return centre_; }
   // Throws std::invalid_argument unless every value is finite and in [-1, 1].
   void set_centre(std::vector<double> centre);
