@@ -21,7 +21,6 @@
 #include "cff/energy.h"
 #include "cff/model_file.h"
 #include "cff/sampler.h"
-#include "cff/seeds.h"
 
 namespace cff {
 
