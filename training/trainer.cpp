@@ -54,6 +54,8 @@ at::Generator epoch_generator(uint64_t seed, int64_t epoch, uint64_t stream) {
   return at::make_generator<at::CPUGeneratorImpl>(seed * 1000003ULL + static_cast<uint64_t>(epoch) * 7919ULL + stream);
 }
 
+}  // namespace
+
 torch::Tensor augment_batch(const torch::Tensor &x, const std::string &mode, at::Generator &gen) {
   auto out = x;
   if (mode.find("flip") != std::string::npos) {
@@ -61,9 +63,11 @@ torch::Tensor augment_batch(const torch::Tensor &x, const std::string &mode, at:
     out = torch::where(flip.view({-1, 1, 1, 1}), out.flip({3}), out);
   }
   if (mode.find("crop") != std::string::npos) {
-    // Random translation by up to 2 pixels with background padding (-1 is black).
+    // Random translation by up to 2 pixels. The border is the image's own, mirrored: a fixed pad colour
+    // (black, until 2026-12-07) puts strips of it on most training images of data whose background is not
+    // that colour, and the force learns to draw them (docs/results/own-images-2026-12-07).
     const int64_t pad = 2;
-    auto padded = torch::constant_pad_nd(out, {pad, pad, pad, pad}, -1.0);
+    auto padded = torch::reflection_pad2d(out, {pad, pad, pad, pad});
     auto shifts = torch::randint(0, 2 * pad + 1, {x.size(0), 2}, gen, torch::kLong);
     auto acc = shifts.accessor<int64_t, 2>();
     std::vector<torch::Tensor> crops;
@@ -74,6 +78,8 @@ torch::Tensor augment_batch(const torch::Tensor &x, const std::string &mode, at:
   }
   return out;
 }
+
+namespace {
 
 // Tensors as one flat CPU float tensor (a copy), and back: copies flat's leading values into the tensors,
 // in place, and returns how many it used. The collectives send one flat tensor.

@@ -116,6 +116,10 @@ struct Plan {
 };
 Plan plan_training(const TrainOptions &options, int64_t images);
 
+// One training batch [N, C, H, W] augmented as TrainOptions::augment says (none, flip, crop, flip+crop):
+// random horizontal flips; random shifts of up to 2 pixels whose border is the image's own, mirrored.
+torch::Tensor augment_batch(const torch::Tensor &x, const std::string &mode, at::Generator &gen);
+
 // 1/K: the accuracy of guessing.
 double chance_accuracy(int64_t num_classes);
 // Training accuracy this close to chance (below 1/K + max(0.05, 0.25/K)) after `chance_check_steps` steps

@@ -180,6 +180,36 @@ TEST(TrainingPlan, DefaultsScaleWithTheSetSize) {
   EXPECT_EQ(cff::train::plan_training(o, 60000).steps_per_epoch, 8);
 }
 
+// The crop shifts each image by up to 2 pixels and fills the border from the image itself: a plain
+// coloured image stays that colour (a fixed pad colour would put strips of it on it), an image is moved, not
+// changed, away from its border, and "none" leaves the batch alone.
+TEST(Augment, CropShiftsAndMirrorsTheBorderInsteadOfPaddingWithAColour) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  const auto plain = torch::full({16, 3, 12, 10}, 0.4f);
+  EXPECT_TRUE(torch::equal(cff::train::augment_batch(plain, "crop", gen), plain));
+  const auto x = torch::rand({64, 1, 12, 10}, gen) * 2 - 1;
+  const auto out = cff::train::augment_batch(x, "crop", gen);
+  ASSERT_EQ(out.sizes(), x.sizes());
+  int64_t moved = 0;
+  for (int64_t i = 0; i < x.size(0); ++i) {
+    bool found = false;
+    for (int64_t dy = -2; dy <= 2 && !found; ++dy) {
+      for (int64_t dx = -2; dx <= 2 && !found; ++dx) {
+        // The inside (2 pixels from each edge) is the input's, shifted by (dy, dx).
+        found = torch::equal(out[i].slice(1, 2, 10).slice(2, 2, 8), x[i].slice(1, 2 + dy, 10 + dy).slice(2, 2 + dx, 8 + dx));
+        if (found && (dy != 0 || dx != 0)) ++moved;
+      }
+    }
+    EXPECT_TRUE(found) << "image " << i << " is not a shift of its input";
+  }
+  EXPECT_GT(moved, 48);  // 24 of 25 shifts move the image
+  EXPECT_TRUE(torch::equal(cff::train::augment_batch(x, "none", gen), x));
+  const auto flipped = cff::train::augment_batch(x, "flip", gen);
+  for (int64_t i = 0; i < x.size(0); ++i) {
+    EXPECT_TRUE(torch::equal(flipped[i], x[i]) || torch::equal(flipped[i], x[i].flip({2})));
+  }
+}
+
 // The near-OOD built-ins: shapes, ranges and what each one is; folder sets are named after what they are.
 TEST(OodSets, NearOodBuiltInsAreWhatTheySay) {
   auto x = torch::rand({50, 3, 20, 24}) * 2 - 1;
