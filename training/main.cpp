@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
       {"robust-beta", "X", "KL weight of trades and weat " + shown(d.robust.beta),
        [&](auto v) { o.robust.beta = to_double("robust-beta", v); }},
       {"force-fraction", "X", "share of each batch noised for the force and noisy-CE terms; 1 = every image, as in the paper " + shown(d.loss.force_fraction), [&](auto v) { o.loss.force_fraction = to_double("force-fraction", v); }},
-      {"augment", "MODE", "none, flip, crop or flip+crop (random 2-pixel shifts; flips only where mirrored images keep their class) " + shown(d.augment), [&](auto v) { o.augment = v; }},
+      {"augment", "MODE", "none, flip, crop or flip+crop (random 2-pixel shifts, the border mirrored from the image; flips only where mirrored images keep their class) " + shown(d.augment), [&](auto v) { o.augment = v; }},
       {"seed", "N", "random seed " + shown(static_cast<double>(d.seed)), [&](auto v) { o.seed = static_cast<uint64_t>(to_int("seed", v)); }},
       {"threads", "N", "CPU threads (0 = all cores, shared among the ranks of a distributed run on this machine) " + shown(d.threads), [&](auto v) { o.threads = static_cast<int>(to_int("threads", v)); }},
       {"dist-timeout", "SECONDS", "distributed runs (torchrun): how long a rank waits for the others before it exits " +

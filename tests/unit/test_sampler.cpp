@@ -53,6 +53,7 @@ CentripetalOptions two_deterministic_steps(int64_t n) {
   options.steps = 2;
   options.eta = 0.0;
   options.corrector_steps = 0;
+  options.spacing_power = 1.0;  // evenly spaced: from t = 600 the steps stop at 300 and 0
   options.labels = torch::zeros({n}, torch::kLong);
   return options;
 }
