@@ -18,10 +18,10 @@ struct CentripetalDefaults {
   // SNR 0.2: 19 model passes a sample. Spacing power 3 instead of even steps lifted the shipped
   // Fashion-MNIST model from 96.4% judge agreement, FID 5.26, lowest class diversity 0.71 to 98.4%, 4.17,
   // 0.79 (1000 samples), and helped on every own-images set measured (docs/recipe.md "Spacing the steps
-  // with the corrector on", 2026-12-07). On the previous shipped Fashion-MNIST model the corrector lifted judge agreement from 85.8% (10 plain steps) and 78.8%
-  // (20 plain steps) to 92.8%, FID from 11.2 to 7.8; with it, starting at T instead of t = 800 lifts the
-  // shipped model from 94.9% to 96.4%, FID 6.48 to 5.26, lowest class diversity 0.68 to 0.71
-  // (docs/recipe.md). cff-train's models all have T = 1000.
+  // with the corrector on", 2026-12-07). On the previous shipped Fashion-MNIST model the corrector lifted
+  // judge agreement from 85.8% (10 plain steps) and 78.8% (20 plain steps) to 92.8%, FID from 11.2 to 7.8;
+  // with it, starting at T instead of t = 800 lifts the shipped model from 94.9% to 96.4%, FID 6.48 to 5.26,
+  // lowest class diversity 0.68 to 0.71 (docs/recipe.md). cff-train's models all have T = 1000.
   static constexpr int64_t steps = 10;
   static constexpr double eta = 1.0;
   static constexpr double t_start = 1000.0;
