@@ -39,6 +39,7 @@ double psnr(const torch::Tensor &a, const torch::Tensor &b) {
 }  // namespace
 
 int main(int argc, char **argv) {
+  cff::keep_freed_memory();
   if (argc < 2 || argc > 3) {
     std::fprintf(stderr, "usage: cff-demo MODEL [OUTPUT_DIR]\n");
     return 2;

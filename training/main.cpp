@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "cff/model_file.h"
+#include "cff/threads.h"
 #include "support/cli.h"
 #include "data/datasets.h"
 #include "data/evaluation.h"
@@ -59,6 +60,7 @@ int print_info(const std::string &path) {
 }  // namespace
 
 int main(int argc, char **argv) {
+  cff::keep_freed_memory();
   cff::train::TrainOptions o;
   const cff::train::TrainOptions d;  // the defaults, as the help prints them
   bool help = false;

@@ -5,6 +5,10 @@
 #include <stdexcept>
 #include <thread>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <torch/cuda.h>
 #include <ATen/Parallel.h>
 
@@ -51,6 +55,19 @@ int set_threads(int threads) {
   // LibTorch starts with a single thread in some builds, so automatic means one per core.
   if (before == 0) at::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
   return before;
+}
+
+bool keep_freed_memory() {
+#if defined(__GLIBC__)
+  // Both values are ints. Setting the mmap threshold also turns off glibc's dynamic one, which stops at
+  // 32 MiB: a convolution's unfolded input (151 MiB for a batch of 128 at 32x32, 32 channels) stays above
+  // it, and capping the threshold there left training 27% slower than 1 GiB.
+  const bool mmap_set = mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1;
+  const bool trim_set = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+  return mmap_set && trim_set;
+#else
+  return false;
+#endif
 }
 
 std::string describe_device(const c10::Device &device) {

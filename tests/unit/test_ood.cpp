@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -189,3 +194,18 @@ TEST(Device, SetsThreads) {
   EXPECT_EQ(at::get_num_threads(), 2);
   set_threads(1);  // the other suites run beside this one
 }
+
+#if defined(__GLIBC__)
+TEST(Device, KeepsFreedMemoryForReuse) {
+  // A 24 MiB block is above glibc's default mmap threshold, so by default it is mapped on its own and
+  // unmapped on free. Once freed memory is kept, it comes from the heap and stays there, free for reuse.
+  ASSERT_TRUE(keep_freed_memory());
+  const size_t block = 24u << 20;
+  const size_t free_before = mallinfo2().fordblks;
+  void *p = std::malloc(block);
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 1, block);
+  std::free(p);
+  EXPECT_GE(mallinfo2().fordblks, free_before + block);
+}
+#endif

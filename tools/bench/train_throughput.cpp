@@ -1,14 +1,15 @@
 // Training throughput of the CFF objective against plain cross-entropy on the same network,
 // measured in one run, interleaved so that load from other processes hits both alike.
 // Each CFF variant (the --force-fraction list, default 1 and 0.5) is timed against CE in the same rounds.
-// Usage: bench-train-throughput [--widths 32,64,128] [--batch 128] [--rounds 5] [--steps 10] [--threads N]
-//                               [--force-fraction 1,0.5] [--json FILE]
+// Usage: bench-train-throughput [--widths 32,64,128] [--channels 1] [--size 28x28] [--batch 128] [--rounds 5]
+//                               [--steps 10] [--threads N] [--force-fraction 1,0.5] [--json FILE]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <tuple>
 
 #include <torch/torch.h>
 
@@ -25,6 +26,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 }  // namespace
 
 int main(int argc, char **argv) {
+  cff::keep_freed_memory();  // as cff-train does
   cff::NetworkConfig config;
   int64_t batch = 128, rounds = 5, steps = 10;
   int threads = 0;
@@ -40,6 +42,8 @@ int main(int argc, char **argv) {
          config.widths.clear();
          for (const auto &w : non_empty_list("widths", v)) config.widths.push_back(cff::cli::to_int("widths", w, 1));
        }},
+      {"channels", "N", "image channels (1 grey, 3 colour) [1]", [&](auto v) { config.channels = cff::cli::to_int("channels", v, 1); }},
+      {"size", "WxH", "image size [28x28]", [&](auto v) { std::tie(config.width, config.height) = cff::cli::to_size("size", v); }},
       {"batch", "N", "images per step [128]", [&](auto v) { batch = cff::cli::to_int("batch", v, 1); }},
       {"rounds", "N", "interleaved rounds [5]", [&](auto v) { rounds = cff::cli::to_int("rounds", v, 1); }},
       {"steps", "N", "training steps per objective and round [10]", [&](auto v) { steps = cff::cli::to_int("steps", v, 1); }},
@@ -91,10 +95,12 @@ int main(int argc, char **argv) {
     }
   }
   const double images = static_cast<double>(rounds * steps * batch);
-  std::printf("network widths %s, %ld parameters, batch %ld, %s\n", config.to_json()["widths"].dump().c_str(),
-              static_cast<long>(net->parameter_count()), static_cast<long>(batch), cff::describe_device(c10::Device(c10::kCPU)).c_str());
+  std::printf("network widths %s, %ld parameters, input %ldx%ldx%ld, batch %ld, %s\n", config.to_json()["widths"].dump().c_str(),
+              static_cast<long>(net->parameter_count()), static_cast<long>(config.channels), static_cast<long>(config.height),
+              static_cast<long>(config.width), static_cast<long>(batch), cff::describe_device(c10::Device(c10::kCPU)).c_str());
   std::printf("ce   training:                       %8.1f img/s\n", images / ce_time);
   nlohmann::json results = {{"benchmark", "train_throughput"}, {"batch", batch}, {"widths", config.widths},
+                            {"input", {config.channels, config.height, config.width}},
                             {"ce_images_per_second", images / ce_time}, {"cff", nlohmann::json::array()}};
   for (size_t k = 0; k < fractions.size(); ++k) {
     const double ratio = cff_time[k] / ce_time;

@@ -44,6 +44,7 @@ std::string shown(double value) {
 }  // namespace
 
 int main(int argc, char **argv) {
+  cff::keep_freed_memory();
   cff::eval::EvalOptions o;
   bool help = false;
   const std::vector<Option> options = {
