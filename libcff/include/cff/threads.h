@@ -16,8 +16,8 @@ int set_threads(int threads);
 // Makes the C library keep freed memory for reuse instead of handing it back to the kernel (glibc: blocks up
 // to 1 GiB come from the heap, and the heap's free top is not trimmed below 1 GiB). LibTorch frees and
 // allocates the same large buffers every step; by default glibc maps each one afresh and unmaps it on free,
-// so every step pays for page faults: a training step of the 32x32 RGB network spent most of its time in
-// the kernel, and training ran 4 times slower (docs/recipe.md, "The allocator"). The cost is that the
+// so every step pays for page faults: training the 32x32 RGB network spent a quarter of its time in the
+// kernel, mostly on them, and ran up to 4 times slower (docs/recipe.md, "The allocator"). The cost is that the
 // process keeps its high-water memory. cff's programs (cff-train, cff-eval, cff-demo, the training
 // benchmark) call it first thing; the elements do not, since the allocator belongs to the host
 // application. Returns false where the C library has no such settings (then nothing changes).
